@@ -1,0 +1,90 @@
+"""Immutable snapshots that sources hand to the app (no I/O, no Textual).
+
+Data flows one way: sources -> snapshots -> pure computation -> panes.  A source
+returns one of these frozen dataclasses per poll; nothing downstream mutates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+RETARGET_INTERVAL = 2016
+#: The hashrate windows (in blocks) shown on screen: 1 day, 3 days, 7 days.
+HASHRATE_WINDOWS: dict[str, int] = {"1d": 144, "3d": 432, "7d": 1008}
+#: Blocks whose fees are averaged for hashprice.
+FEE_WINDOW = 144
+#: Size of the window mempool.space reaches back into the previous epoch early in an epoch.
+QUARTER_EPOCH_BLOCKS = 503
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block header's facts as a source reports them."""
+
+    height: int
+    time: int  #: header timestamp, unix seconds (miners may set it +-2 h: not monotonic)
+    bits: int  #: compact target
+    difficulty: float
+    fees_sat: int | None = None  #: total fees paid in the block (excluding subsidy); None = unknown
+
+
+@dataclass(frozen=True, slots=True)
+class HashratePoint:
+    """One day of the network hashrate history."""
+
+    time: int  #: unix seconds (start of the day, or the source's timestamp for that day)
+    hashrate: float  #: H/s
+
+
+@dataclass(frozen=True)
+class ChainSnapshot:
+    """What one poll of a chain source learnt.
+
+    ``blocks`` is sparse, ascending by height, one entry per height.  A source must include
+    every height in :func:`required_heights` (``tip_height``) that exists (height >= 0).
+    """
+
+    source: str  #: human label, e.g. "mempool.space" or "bitcoind 127.0.0.1:8332"
+    fetched_at: float  #: unix seconds when the poll finished
+    tip_height: int
+    blocks: tuple[Block, ...]
+    history: tuple[HashratePoint, ...] = ()  #: daily network hashrate, oldest first, <= 90 days
+
+    @cached_property
+    def by_height(self) -> dict[int, Block]:
+        return {b.height: b for b in self.blocks}
+
+    def block(self, height: int) -> Block | None:
+        return self.by_height.get(height)
+
+    @property
+    def tip(self) -> Block:
+        return self.by_height[self.tip_height]
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSnapshot:
+    usd: float  #: BTC price in US dollars
+    time: int  #: unix seconds the price is for (the feed's own timestamp)
+    source: str  #: e.g. "mempool.space" or "fixed"
+    fetched_at: float = field(default=0.0)
+
+
+def required_heights(tip_height: int) -> list[int]:
+    """Heights a chain source must fetch so the panes can be computed for ``tip_height``.
+
+    - the last 145 blocks (``tip-144 .. tip``): 1-day hashrate, drift windows, fee average;
+    - the current epoch's first block and the block before it (previous retarget);
+    - ``tip-503`` (mempool.space's early-epoch window);
+    - for each hashrate window n, the 11 blocks ``tip-n .. tip-n+10``: by the median-time-past
+      rule the earliest timestamp among ``tip-n .. tip`` lies among them, and the latest
+      lies among the last 145 blocks in every realistic chain, so ``max - min`` over these
+      equals Bitcoin Core's ``getnetworkhashps`` span.
+    """
+    hs: set[int] = set(range(tip_height - 144, tip_height + 1))
+    epoch_start = tip_height - tip_height % RETARGET_INTERVAL
+    hs.update((epoch_start, epoch_start - 1, tip_height - QUARTER_EPOCH_BLOCKS))
+    for n in HASHRATE_WINDOWS.values():
+        hs.update(range(tip_height - n, tip_height - n + 11))
+    return sorted(h for h in hs if 0 <= h <= tip_height)

@@ -1,0 +1,1 @@
+"""Data sources: async clients that return immutable snapshots."""

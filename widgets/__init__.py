@@ -1,0 +1,1 @@
+"""The panes of the minertop dashboard: passive views fed with view-models."""
