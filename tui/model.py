@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 RETARGET_INTERVAL = 2016
 #: The hashrate windows (in blocks) shown on screen: 1 day, 3 days, 7 days.
@@ -88,3 +89,21 @@ def required_heights(tip_height: int) -> list[int]:
     for n in HASHRATE_WINDOWS.values():
         hs.update(range(tip_height - n, tip_height - n + 11))
     return sorted(h for h in hs if 0 <= h <= tip_height)
+
+
+class ChainSource(Protocol):
+    """A chain source: one ``fetch()`` per poll, raising ``SourceError`` on any failure."""
+
+    label: str
+
+    async def fetch(self) -> ChainSnapshot: ...
+
+    async def aclose(self) -> None: ...
+
+
+class PriceSource(Protocol):
+    label: str
+
+    async def fetch(self) -> PriceSnapshot: ...
+
+    async def aclose(self) -> None: ...

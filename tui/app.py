@@ -1,0 +1,413 @@
+"""The Textual app: wires sources -> snapshots -> computation -> panes.
+
+One worker per source polls it; the next poll is armed only when the previous one finished,
+so a source is never polled twice at once, and a slow or dead source only makes its own
+panes stale.  Panes are passive: the app hands them view-models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rich.table import Table
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from tui.cli import SourceSpec, demo_spec, make_sources
+from tui.commands import COMMANDS
+from tui.dashboard import Dashboard, compute
+from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource
+from tui.sources.base import SourceError
+from tui.sources.poll import Backoff
+from widgets.base import Pane, SourceStatus
+from widgets.blocks import BlocksPane
+from widgets.drift import DriftPane
+from widgets.hashrate import HashratePane
+from widgets.header import HeaderBar
+from widgets.retarget import RetargetPane
+
+#: How often the projection is recomputed between polls (it depends on the clock).
+RECOMPUTE_EVERY_S = 30.0
+MIN_INTERVAL_S, MAX_INTERVAL_S = 5.0, 3600.0
+
+
+class ChainUpdated(Message):
+    def __init__(self, snap: ChainSnapshot) -> None:
+        super().__init__()
+        self.snap = snap
+
+
+class PriceUpdated(Message):
+    def __init__(self, snap: PriceSnapshot) -> None:
+        super().__init__()
+        self.snap = snap
+
+
+class SourceFailed(Message):
+    def __init__(self, name: str, error: str) -> None:
+        super().__init__()
+        self.name = name
+        self.error = error
+
+
+@dataclass
+class Poller:
+    """Scheduling state of one source (owned by the app, touched only on its loop)."""
+
+    name: str
+    source: ChainSource | PriceSource
+    interval: float
+    backoff: Backoff
+    fetched_at: float | None = None
+    error: str | None = None
+    polling: bool = False
+    pending: bool = False  #: a poll came due while paused
+    timer: Timer | None = field(default=None, repr=False)
+    polls: int = 0
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,f1", "dismiss", "close")
+    ]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: auto; max-width: 90%; height: auto; max-height: 90%;
+        border: round $accent; padding: 0 1; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=False, padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for c in COMMANDS:
+            table.add_row(c.shown_keys, c.help)
+        table.add_row("esc", "Close this screen")
+        with VerticalScroll() as v:
+            v.border_title = "Keys"
+            v.border_subtitle = "esc to close"
+            yield Static(table)
+
+
+class MinertopApp(App[int]):
+    CSS_PATH = "minertop.tcss"
+    TITLE = "minertop"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(c.keys, c.action, c.label, show=c.footer, key_display=c.display or None)
+        for c in COMMANDS
+    ]
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        *,
+        sources: tuple[ChainSource, PriceSource] | None = None,
+        clock: Callable[[], float] = time.time,
+        tick_s: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.clock = clock
+        self.tick_s = tick_s
+        self._given_sources = sources
+        self.pollers: dict[str, Poller] = {}
+        self.chain: ChainSnapshot | None = None
+        self.price: PriceSnapshot | None = None
+        self.dashboard: Dashboard | None = None
+        self.paused = False
+        self.sim: object | None = None
+        self._computed_at = 0.0
+        self._startup_error: str | None = None
+        self._hangup = False
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield HeaderBar()
+        with Horizontal(id="top"):
+            yield HashratePane()
+            yield DriftPane()
+            yield RetargetPane()
+        yield BlocksPane()
+        yield Footer()
+
+    def get_system_commands(self, screen: Screen) -> list[SystemCommand]:  # type: ignore[override]
+        cmds = [SystemCommand(c.label.capitalize(), c.help, self._runner(c.action))
+                for c in COMMANDS]
+        return cmds
+
+    def _runner(self, action: str) -> Callable[[], object]:
+        return lambda: self.run_action(action)
+
+    @property
+    def panes(self) -> list[Pane]:
+        return list(self.query(Pane))
+
+    async def on_mount(self) -> None:
+        self._install_hangup_guards()
+        self.set_interval(self.tick_s, self._tick)
+        self.run_worker(self._start(), name="start", exit_on_error=False)
+
+    async def _start(self) -> None:
+        spec = self.spec
+        if self._given_sources is not None:
+            chain_src, price_src = self._given_sources
+        else:
+            if spec.demo:
+                from tui.sim import start_sim
+
+                try:
+                    self.sim = await start_sim(seed=spec.demo_seed, scenario=spec.demo_scenario)
+                except Exception as e:  # a bad scenario name or a port problem: say so
+                    self._startup_error = f"demo simulator failed to start: {e}"
+                    self.notify(self._startup_error, severity="error", timeout=30)
+                    return
+                sim = self.sim
+                spec = demo_spec(spec, sim.mempool_url, sim.rpc_url, sim.cookie_path)  # type: ignore[attr-defined]
+            chain_src, price_src = make_sources(spec, clock=self.clock)
+        self.pollers = {
+            "chain": Poller("chain", chain_src, spec.chain_interval,
+                            Backoff(spec.chain_interval)),
+            "price": Poller("price", price_src, spec.price_interval,
+                            Backoff(spec.price_interval)),
+        }
+        self.query_one(HeaderBar).set_data(source=chain_src.label, tip=None, price=None,
+                                           hashprice=None)
+        for p in self.pollers.values():
+            self._start_poll(p)
+        self._tick()
+
+    # ------------------------------------------------------------------ polling
+    def _start_poll(self, p: Poller) -> None:
+        p.timer = None
+        if self.paused:
+            p.pending = True
+            return
+        if p.polling:
+            return
+        p.polling = True
+        self.run_worker(self._poll(p), name=f"poll-{p.name}", group=p.name, exit_on_error=False)
+
+    async def _poll(self, p: Poller) -> None:
+        delay = p.interval
+        try:
+            snap = await p.source.fetch()
+        except SourceError as e:
+            delay = p.backoff.failure(e)
+            self.post_message(SourceFailed(p.name, str(e)))
+        except asyncio.CancelledError:
+            p.polling = False
+            raise
+        except Exception as e:  # a bug must not take the dashboard down: show it, keep going
+            err = SourceError(f"{p.source.label}: internal error: {type(e).__name__}: {e}")
+            delay = p.backoff.failure(err)
+            self.post_message(SourceFailed(p.name, str(err)))
+        else:
+            delay = p.backoff.success()
+            p.fetched_at = self.clock()
+            if isinstance(snap, ChainSnapshot):
+                self.post_message(ChainUpdated(snap))
+            else:
+                self.post_message(PriceUpdated(snap))
+        p.polls += 1
+        p.polling = False
+        if not self._exit_requested():
+            p.timer = self.set_timer(delay, lambda: self._start_poll(p), name=f"next-{p.name}")
+
+    def _exit_requested(self) -> bool:
+        return self._exit or self._hangup  # type: ignore[attr-defined]
+
+    @on(ChainUpdated)
+    def _on_chain(self, msg: ChainUpdated) -> None:
+        self.pollers["chain"].error = None
+        self.chain = msg.snap
+        self._recompute()
+
+    @on(PriceUpdated)
+    def _on_price(self, msg: PriceUpdated) -> None:
+        self.pollers["price"].error = None
+        self.price = msg.snap
+        self._recompute()
+
+    @on(SourceFailed)
+    def _on_failed(self, msg: SourceFailed) -> None:
+        p = self.pollers[msg.name]
+        first = p.error is None
+        p.error = msg.error
+        if first:
+            self.notify(msg.error, title=f"{msg.name} source", severity="warning", timeout=8)
+        self._update_statuses()
+
+    # ------------------------------------------------------------------ views
+    def _recompute(self) -> None:
+        if self.chain is None:
+            self._update_statuses()
+            return
+        now = self.clock()
+        self._computed_at = now
+        d = compute(self.chain, self.price, now)
+        self.dashboard = d
+        with self.batch_update():
+            self.query_one(HeaderBar).set_data(
+                source=self.chain.source,
+                tip=self.chain.tip_height,
+                price=self.price.usd if self.price else None,
+                hashprice=d.hashprice.usd_per_ph_day,
+            )
+            self.query_one(HashratePane).show(d.hashrate)
+            self.query_one(DriftPane).show(d.drift)
+            self.query_one(RetargetPane).show(d.retarget)
+            self.query_one(BlocksPane).show(self.chain)
+            self._update_statuses()
+
+    def _status(self, name: str, now: float) -> SourceStatus:
+        p = self.pollers.get(name)
+        if p is None:
+            return SourceStatus(None, self._startup_error, now)
+        return SourceStatus(p.fetched_at, p.error, now, polling=p.polling, paused=self.paused)
+
+    def _update_statuses(self) -> None:
+        now = self.clock()
+        chain = self._status("chain", now)
+        statuses = {"chain": chain, "price": self._status("price", now)}
+        self.query_one(HeaderBar).set_statuses(statuses, now, self.paused)
+        for pane in self.panes:
+            pane.set_status(chain)
+
+    def _tick(self) -> None:
+        if self.paused or self._hangup:
+            return
+        now = self.clock()
+        if self.chain is not None and now - self._computed_at >= RECOMPUTE_EVERY_S:
+            self._recompute()
+            return
+        with self.batch_update():
+            if self.dashboard is not None:
+                self.query_one(DriftPane).tick(now - self._computed_at)
+                self.query_one(RetargetPane).tick(now)
+            self._update_statuses()
+
+    # ------------------------------------------------------------------ actions
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_refresh(self) -> None:
+        for p in self.pollers.values():
+            if p.polling:
+                continue
+            if p.timer is not None:
+                p.timer.stop()
+            self._start_poll(p)
+        self.notify("refreshing…", timeout=2)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            for p in self.pollers.values():
+                if p.pending:
+                    p.pending = False
+                    self._start_poll(p)
+            self._recompute()
+        self._update_statuses()
+
+    def action_pane(self, n: int) -> None:
+        panes = self.panes
+        if 1 <= n <= len(panes):
+            panes[n - 1].focus()
+
+    def _scale_intervals(self, factor: float) -> None:
+        for p in self.pollers.values():
+            p.interval = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, p.interval * factor))
+            p.backoff.interval = p.interval
+        shown = ", ".join(f"{p.name} {p.interval:.0f}s" for p in self.pollers.values())
+        self.notify(f"poll every {shown}", timeout=3)
+
+    def action_faster(self) -> None:
+        self._scale_intervals(0.5)
+
+    def action_slower(self) -> None:
+        self._scale_intervals(2.0)
+
+    async def action_quit(self) -> None:
+        self.exit(0)
+
+    # ------------------------------------------------------------------ shutdown
+    def _install_hangup_guards(self) -> None:
+        """Exit cleanly when the terminal goes away (SSH drop): SIGHUP, or a dead tty."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        fd = _tty_fd()
+        if fd is not None:
+            self.set_interval(1.0, lambda: _tty_alive(fd) or self._on_hangup(), name="tty-guard")
+
+    def _on_hangup(self) -> None:
+        if self._hangup:
+            return
+        self._hangup = True
+        # Restoring the terminal may block or fail on a dead tty: never let that keep us alive.
+        t = threading.Timer(3.0, os._exit, args=(129,))
+        t.daemon = True
+        t.start()
+        self.exit(129)
+
+    async def on_unmount(self) -> None:
+        await self._close_sources()
+
+    async def _close_sources(self) -> None:
+        for p in self.pollers.values():
+            with contextlib.suppress(Exception):
+                await p.source.aclose()
+        if self.sim is not None:
+            with contextlib.suppress(Exception):
+                await self.sim.stop()  # type: ignore[attr-defined]
+            self.sim = None
+
+
+def _tty_fd() -> int | None:
+    for stream in (sys.__stdin__, sys.__stdout__):
+        try:
+            if stream is not None and stream.isatty():
+                return stream.fileno()
+        except (ValueError, OSError):
+            continue
+    return None
+
+
+def _tty_alive(fd: int) -> bool:
+    """False once the terminal behind ``fd`` is hung up (its ioctls fail with EIO)."""
+    import termios
+
+    try:
+        termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return False
+    return True
+
+
+def run_app(spec: SourceSpec) -> int:
+    app = MinertopApp(spec)
+    code = app.run()
+    if app._startup_error:
+        print(f"minertop: {app._startup_error}", file=sys.stderr)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+__all__ = ["MinertopApp", "run_app"]

@@ -1,0 +1,39 @@
+"""The one table of commands: it feeds the key bindings, the footer, the help screen and the
+command palette (no Textual import, so it can be read anywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    action: str  #: Textual action name (without "action_")
+    keys: str  #: comma-separated Textual key names
+    label: str  #: short footer label
+    help: str  #: one line for the help screen and the palette
+    footer: bool = True
+    display: str = ""  #: how the keys are written in the help screen
+
+    @property
+    def shown_keys(self) -> str:
+        return self.display or self.keys.replace(",", " ")
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("quit", "q", "quit", "Quit minertop"),
+    Command("help", "question_mark,f1", "help", "Show the keys and what they do", display="? F1"),
+    Command("refresh", "r", "refresh", "Poll every source now"),
+    Command("pause", "p,space", "pause", "Pause or resume all updates", display="p space"),
+    Command("focus_next", "tab", "next pane", "Move to the next pane", footer=False),
+    Command("focus_previous", "shift+tab", "prev pane", "Move to the previous pane",
+            footer=False, display="shift+tab"),
+    Command("pane(1)", "1", "hashrate", "Go to the hashrate pane", footer=False),
+    Command("pane(2)", "2", "drift", "Go to the block-time drift pane", footer=False),
+    Command("pane(3)", "3", "retarget", "Go to the retarget pane", footer=False),
+    Command("pane(4)", "4", "blocks", "Go to the recent blocks pane", footer=False),
+    Command("faster", "plus,equals_sign", "faster", "Poll more often (halve the intervals)",
+            footer=False, display="+"),
+    Command("slower", "minus", "slower", "Poll less often (double the intervals)",
+            footer=False, display="-"),
+)

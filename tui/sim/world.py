@@ -1,0 +1,822 @@
+"""The simulated Bitcoin network: a chain with Poisson block arrivals (pure, no I/O).
+
+A :class:`SimChain` is generated *backwards-anchored*: the scenario fixes the tip height and a
+hashrate path (EH/s against days relative to the tip), the history starts at an epoch boundary
+far enough back (> 97 days), blocks arrive as a Poisson process whose rate is
+``hashrate(t) / (difficulty * 2**32)``, difficulty retargets exactly as mainnet consensus does
+(:func:`tui.chain.next_work_required`), and finally all times are shifted so that the tip block
+arrived a few (seeded) minutes before ``clock()`` at construction.  After that the chain grows
+only in :meth:`SimChain.advance`, which mines every block whose arrival time has passed.
+
+Everything is deterministic from the seed (and, for absolute times, the clock).  Header
+timestamps are the arrival time plus miner clock jitter: they obey the median-time-past rule
+but are sometimes earlier than their predecessor's, as on mainnet.
+
+Figures are computed the way the real services compute them: :meth:`SimChain.network_hashps`
+is Bitcoin Core's ``getnetworkhashps``, :meth:`SimChain.daily_hashrates` is mempool.space's
+daily ``avgHashrate`` (per UTC day, ``getnetworkhashps(blocks in the day, last height)``) and
+:meth:`SimChain.retarget_projection` is mempool's ``/api/v1/difficulty-adjustment``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from tui.chain import (
+    RetargetProjection,
+    bits_to_target,
+    block_subsidy,
+    block_work,
+    difficulty_from_bits,
+    next_work_required,
+    project_retarget,
+    target_to_bits,
+)
+
+__all__ = [
+    "DAY",
+    "FX_RATES",
+    "INTERVALS",
+    "SCENARIOS",
+    "PriceWalk",
+    "Scenario",
+    "SimBlock",
+    "SimChain",
+    "calc_bits_difference",
+    "get_scenario",
+]
+
+DAY = 86_400
+EH = 1e18
+_RETARGET = 2016
+_HASHES_PER_DIFF = 2.0**32
+#: Chain work before the simulated history starts (a mainnet-like magnitude, ~2^97).
+_BASE_CHAINWORK = 0x0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_C4D1_7A2E_93B5_40F1_2A6C_D0E7
+#: The BIP9 version words miners commonly put in headers (with rolled bits).
+_VERSIONS = (0x20000000, 0x20000000, 0x2000E000, 0x22E00000, 0x20C00000, 0x3FFF0000, 0x2A1E4000)
+
+#: Fiat rates against USD for /api/v1/prices (January 2026 levels; fixed).
+FX_RATES: dict[str, float] = {
+    "USD": 1.0,
+    "EUR": 0.855,
+    "GBP": 0.744,
+    "CAD": 1.385,
+    "CHF": 0.797,
+    "AUD": 1.497,
+    "JPY": 157.6,
+}
+
+#: mempool.space's interval names (``Common.getSqlInterval``) as (amount, unit); None = all.
+INTERVALS: dict[str, tuple[int, str] | None] = {
+    "24h": (1, "day"),
+    "3d": (3, "day"),
+    "1w": (7, "day"),
+    "1m": (1, "month"),
+    "3m": (3, "month"),
+    "6m": (6, "month"),
+    "1y": (1, "year"),
+    "2y": (2, "year"),
+    "3y": (3, "year"),
+    "4y": (4, "year"),
+    "all": None,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A simulated world: where the chain tip is and how the network hashrate moved.
+
+    ``hashrate_knots`` are ``(days relative to the tip's arrival, EH/s)`` points, linearly
+    interpolated and held constant beyond both ends (points after 0 shape the future that
+    :meth:`SimChain.advance` mines).
+    """
+
+    name: str
+    description: str
+    hashrate_knots: tuple[tuple[float, float], ...]
+    tip_height: int = 935_008
+    price_usd: float = 71_000.0
+    #: Whole retarget periods of history before the tip's epoch (>= 97 days are required).
+    history_epochs: int = 7
+    #: Median total fees per block, BTC, and the lognormal spread.
+    fee_median_btc: float = 0.03
+    fee_sigma: float = 0.45
+    fee_spike_prob: float = 0.015
+    empty_block_prob: float = 0.003
+    #: The tip arrived this many seconds before ``clock()`` at construction (seeded uniform).
+    tip_lag: tuple[float, float] = (90.0, 420.0)
+    #: Miner clock jitter on header timestamps (0 = timestamps are arrival times).
+    jitter: bool = True
+
+    def hashrate_eh(self, days: float) -> float:
+        """Network hashrate in EH/s at ``days`` relative to the tip's arrival."""
+        knots = self.hashrate_knots
+        if days <= knots[0][0]:
+            return knots[0][1]
+        if days >= knots[-1][0]:
+            return knots[-1][1]
+        i = bisect.bisect_right([k[0] for k in knots], days)
+        (d0, h0), (d1, h1) = knots[i - 1], knots[i]
+        return h0 + (h1 - h0) * (days - d0) / (d1 - d0)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "jan2026": Scenario(
+        name="jan2026",
+        description=(
+            "January 2026 squeeze: hashrate ~970 EH/s after a winter curtailment, ~12% under "
+            "the daily peak, blocks ~11.6 min this epoch, retarget projected ~-14%, BTC $71,000"
+        ),
+        hashrate_knots=(
+            (-140.0, 905.0),
+            (-105.0, 935.0),
+            (-88.0, 975.0),  # the October high
+            (-75.0, 968.0),
+            (-50.0, 958.0),
+            (-30.0, 965.0),
+            (-14.0, 955.0),
+            (-12.5, 905.0),  # winter storm: curtailment across the US fleet
+            (-10.5, 800.0),
+            (-4.0, 812.0),
+            (-2.0, 905.0),  # coming back online
+            (-0.5, 935.0),
+            (0.0, 938.0),
+            (20.0, 960.0),
+        ),
+        tip_height=935_008,
+        price_usd=71_000.0,
+    ),
+    "steady": Scenario(
+        name="steady",
+        description="A flat 1,000 EH/s network: blocks every ~600 s, retargets near 0%",
+        hashrate_knots=((-400.0, 1000.0), (400.0, 1000.0)),
+        tip_height=935_008,
+        price_usd=71_000.0,
+    ),
+}
+
+
+def get_scenario(name: str | Scenario) -> Scenario:
+    """The scenario called ``name`` (``ValueError`` listing the known ones otherwise)."""
+    if isinstance(name, Scenario):
+        return name
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        known = ", ".join(sorted(SCENARIOS))
+        raise ValueError(f"unknown scenario {name!r} (known: {known})") from None
+
+
+# --------------------------------------------------------------------------------------
+# Blocks
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimBlock:
+    """One simulated block: header fields plus the facts the APIs report about it."""
+
+    height: int
+    hash: str  #: 64 hex digits, big-endian as shown by Core and mempool (below the target)
+    prev_hash: str
+    time: int  #: header timestamp (not monotonic)
+    mediantime: int  #: median of the 11 timestamps ending at this block (Core's MTP)
+    bits: int
+    difficulty: float
+    chainwork: int
+    version: int
+    nonce: int
+    merkle_root: str
+    tx_count: int
+    size: int
+    weight: int
+    fees: int  #: total fees, sats
+    subsidy: int  #: sats
+    arrival: float  #: when the block was found (unix seconds, float); not in any header
+
+    @property
+    def reward(self) -> int:
+        return self.subsidy + self.fees
+
+    def header_hex(self) -> str:
+        """The 80-byte serialized header (``getblockheader hash false``)."""
+        raw = (
+            self.version.to_bytes(4, "little")
+            + bytes.fromhex(self.prev_hash)[::-1]
+            + bytes.fromhex(self.merkle_root)[::-1]
+            + self.time.to_bytes(4, "little")
+            + self.bits.to_bytes(4, "little")
+            + self.nonce.to_bytes(4, "little")
+        )
+        return raw.hex()
+
+
+def calc_bits_difference(old_bits: int, new_bits: int) -> float:
+    """mempool.space's ``calcBitsDifference``: percent difficulty change between two bits."""
+    old_exp, new_exp = old_bits >> 24, new_bits >> 24
+    old_num, new_num = old_bits & 0x007FFFFF, new_bits & 0x007FFFFF
+    delta = new_exp - old_exp
+    if delta == -1:
+        result = ((old_num << 8) * 100) / new_num - 100
+    elif delta == 0:
+        result = (old_num * 100) / new_num - 100
+    elif delta == 1:
+        result = (old_num * 100) / (new_num << 8) - 100
+    else:
+        raise ValueError("Impossible exponent difference")
+    return 300.0 if result > 300 else -75.0 if result < -75 else result
+
+
+def _core_getdouble(value: int) -> float:
+    """``arith_uint256::getdouble`` (32-bit words, least significant first)."""
+    ret = 0.0
+    fact = 1.0
+    for i in range(8):
+        ret += fact * ((value >> (32 * i)) & 0xFFFFFFFF)
+        fact *= 4294967296.0
+    return ret
+
+
+def _months_back(ts: float, amount: int, unit: str) -> float:
+    """``DATE_SUB(ts, INTERVAL amount unit)`` like MySQL (month ends clamp)."""
+    if unit == "day":
+        return ts - amount * DAY
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    months = amount * (12 if unit == "year" else 1)
+    y, m = divmod(dt.year * 12 + (dt.month - 1) - months, 12)
+    m += 1
+    for day in (dt.day, 30, 29, 28):
+        try:
+            return dt.replace(year=y, month=m, day=day).timestamp()
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------------------
+# Price
+# --------------------------------------------------------------------------------------
+
+
+class PriceWalk:
+    """BTC/USD as a slow, mean-reverting, seeded random walk with one step per minute.
+
+    The price at the anchor minute is ``start``; other minutes are reached by walking
+    forwards or backwards from it with a fixed random stream, so the price is a pure
+    function of (seed, anchor, minute) and cached as it is explored.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        anchor: float,
+        start: float,
+        sigma_per_minute: float = 0.0006,
+        half_life_days: float = 5.0,
+    ) -> None:
+        self.anchor_minute = int(anchor // 60)
+        self.start = start
+        self._log0 = math.log(start)
+        self._sigma = sigma_per_minute
+        self._theta = math.log(2) / (half_life_days * 1440)
+        self._fwd_rng = random.Random(seed * 7919 + 1)
+        self._back_rng = random.Random(seed * 7919 + 2)
+        self._fwd = [self._log0]
+        self._back = [self._log0]
+
+    def _extend(self, path: list[float], rng: random.Random, n: int) -> None:
+        x = path[-1]
+        log0, theta, sigma = self._log0, self._theta, self._sigma
+        while len(path) <= n:
+            x += theta * (log0 - x) + sigma * rng.gauss(0.0, 1.0)
+            path.append(x)
+
+    def usd(self, t: float) -> float:
+        k = int(t // 60) - self.anchor_minute
+        if k >= 0:
+            if k >= len(self._fwd):
+                self._extend(self._fwd, self._fwd_rng, k)
+            return math.exp(self._fwd[k])
+        k = -k
+        if k >= len(self._back):
+            self._extend(self._back, self._back_rng, k)
+        return math.exp(self._back[k])
+
+    def prices(self, t: float) -> dict[str, int]:
+        """mempool.space's ``/api/v1/prices``: ``{"time": …, "USD": …, "EUR": …}``."""
+        minute = int(t // 60) * 60
+        usd = self.usd(minute)
+        out: dict[str, int] = {"time": minute}
+        for cur, rate in FX_RATES.items():
+            out[cur] = int(round(usd * rate))
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# The chain
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Streams:
+    """Independent seeded random streams, each drawn a fixed number of times per block."""
+
+    arrival: random.Random
+    jitter: random.Random
+    body: random.Random
+    misc: random.Random = field(repr=False)
+
+
+class SimChain:
+    """A simulated chain; see the module docstring.
+
+    Key methods: :meth:`advance`, :meth:`block`, :meth:`block_by_hash`, :attr:`tip`,
+    :meth:`network_hashps`, :meth:`daily_hashrates`, :meth:`difficulty_adjustments`,
+    :meth:`retarget_projection`, :meth:`previous_retarget`, :meth:`price_usd`,
+    :meth:`figures`.
+    """
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "jan2026",
+        *,
+        seed: int = 2026,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.scenario = get_scenario(scenario)
+        self.seed = seed
+        self.clock = clock
+        master = random.Random(seed)
+        self._streams = _Streams(
+            arrival=random.Random(master.getrandbits(64)),
+            jitter=random.Random(master.getrandbits(64)),
+            body=random.Random(master.getrandbits(64)),
+            misc=random.Random(master.getrandbits(64)),
+        )
+        sc = self.scenario
+        tip_epoch = sc.tip_height - sc.tip_height % _RETARGET
+        self.start_height = tip_epoch - sc.history_epochs * _RETARGET
+        if self.start_height < 0:
+            raise ValueError("scenario history reaches below the genesis block")
+        self._blocks: list[SimBlock] = []
+        self._by_hash: dict[str, SimBlock] = {}
+        self._by_time: list[tuple[int, int]] = []  # (timestamp, height), sorted
+        self._daily: list[tuple[int, float]] = []  # (day end timestamp, H/s), ascending
+        self._daily_through = 0  # day-end timestamps <= this are in _daily
+        self._adjustments: list[tuple[int, int, float, float]] = []
+        self._generate()
+        self.created_at = self.tip.arrival + self._tip_lag
+        self.price = PriceWalk(seed=seed, anchor=self._clock0, start=sc.price_usd)
+
+    # ---------------------------------------------------------------- generation
+
+    def _hashrate_hs(self, t: float) -> float:
+        return self.scenario.hashrate_eh((t - self._t0) / DAY) * EH
+
+    def _generate(self) -> None:
+        sc = self.scenario
+        st = self._streams
+        n = sc.tip_height - self.start_height  # intervals to generate
+        exps = [st.arrival.expovariate(1.0) for _ in range(n)]
+        jitters = [self._draw_jitter() for _ in range(n + 1)]
+        knots = sc.hashrate_knots
+        h_start = sc.hashrate_eh(knots[0][0]) * EH
+
+        # Fixed-point iteration on the total span T: the path is anchored at the tip, whose
+        # time is only known once the blocks are generated.
+        start_diff = h_start * 600.0 / _HASHES_PER_DIFF
+        start_bits = target_to_bits(int(0xFFFF * 2**208 / start_diff))
+        span = sum(exps) * 600.0
+        for _ in range(6):
+            arrivals, times, bits = self._simulate(exps, jitters, start_bits, span)
+            new_span = arrivals[-1]
+            converged = abs(new_span - span) < 1.0
+            span = new_span
+            if converged:
+                break
+        if times[-1] - times[0] < 97 * DAY:
+            raise ValueError(
+                f"scenario {sc.name!r}: history spans only "
+                f"{(times[-1] - times[0]) / DAY:.1f} days; raise history_epochs"
+            )
+
+        lag = st.misc.uniform(*sc.tip_lag)
+        self._tip_lag = lag
+        self._clock0 = float(self.clock())
+        shift = int(round(self._clock0 - lag - arrivals[-1]))
+        self._t0 = arrivals[-1] + shift
+        self._start_bits = start_bits
+
+        work_cache: dict[int, int] = {}
+        diff_cache: dict[int, float] = {}
+        chainwork = _BASE_CHAINWORK
+        prev_hash = self._fake_hash(self.start_height - 1, start_bits)
+        window: list[int] = []
+        for i in range(n + 1):
+            b = bits[i]
+            if b not in work_cache:
+                work_cache[b] = block_work(b)
+                diff_cache[b] = difficulty_from_bits(b)
+            chainwork += work_cache[b]
+            ts = times[i] + shift
+            window.append(ts)
+            if len(window) > 11:
+                del window[0]
+            blk = self._make_block(
+                self.start_height + i,
+                prev_hash,
+                ts,
+                sorted(window)[len(window) // 2],
+                b,
+                diff_cache[b],
+                chainwork,
+                arrivals[i] + shift,
+            )
+            self._append(blk)
+            prev_hash = blk.hash
+        self._by_time.sort()
+        self._next_arrival = self._compute_next_arrival()
+
+    def _draw_jitter(self) -> int:
+        """Header timestamp minus arrival time, seconds (three draws per block, always)."""
+        rng = self._streams.jitter
+        u, a, b = rng.random(), rng.random(), rng.random()
+        if not self.scenario.jitter:
+            return 0
+        if u < 0.90:  # the job's ntime: a few seconds to a minute before the find
+            return -int(a * 50)
+        if u < 0.985:  # a pool's clock off by minutes
+            return int((a - 0.5) * 2 * (120 + 480 * b))
+        return int((a - 0.35) * 2 * (900 + 2700 * b))  # far off (up to ~1 h), mostly ahead
+
+    def _simulate(
+        self, exps: list[float], jitters: list[int], start_bits: int, span: float
+    ) -> tuple[list[float], list[int], list[int]]:
+        """Arrival times (from 0), header times and bits for the history, given the span."""
+        knots = self.scenario.hashrate_knots
+        kd = [k[0] * DAY + span for k in knots]  # knot times in arrival coordinates
+        kh = [k[1] * EH for k in knots]
+        last_k = len(knots) - 1
+        start = self.start_height
+        a = 0.0
+        arrivals = [0.0]
+        times = [jitters[0]]
+        bits_list = [start_bits]
+        bits = start_bits
+        work = difficulty_from_bits(bits) * _HASHES_PER_DIFF
+        window = [times[0]]
+        k = 0
+        for i, e in enumerate(exps, start=1):
+            height = start + i
+            if height % _RETARGET == 0:
+                bits = next_work_required(bits, times[i - _RETARGET], times[i - 1])
+                work = difficulty_from_bits(bits) * _HASHES_PER_DIFF
+            # hashrate at the previous arrival (piecewise linear, constant outside)
+            while k < last_k and kd[k + 1] <= a:
+                k += 1
+            if a <= kd[0]:
+                hr = kh[0]
+            elif k >= last_k:
+                hr = kh[last_k]
+            else:
+                hr = kh[k] + (kh[k + 1] - kh[k]) * (a - kd[k]) / (kd[k + 1] - kd[k])
+            a += e * work / hr
+            ts = int(round(a)) + jitters[i]
+            mtp = sorted(window)[len(window) // 2]
+            if ts <= mtp:
+                ts = mtp + 1
+            window.append(ts)
+            if len(window) > 11:
+                del window[0]
+            arrivals.append(a)
+            times.append(ts)
+            bits_list.append(bits)
+        return arrivals, times, bits_list
+
+    def _fake_hash(self, height: int, bits: int) -> str:
+        digest = hashlib.sha256(b"minertop-sim:%d:%d" % (self.seed, height)).digest()
+        value = int.from_bytes(digest, "big") % (bits_to_target(bits) + 1)
+        return f"{value:064x}"
+
+    def _make_block(
+        self,
+        height: int,
+        prev_hash: str,
+        ts: int,
+        mediantime: int,
+        bits: int,
+        difficulty: float,
+        chainwork: int,
+        arrival: float,
+    ) -> SimBlock:
+        sc = self.scenario
+        rng = self._streams.body
+        # Always the same number of draws per block, so each height gets the same values.
+        g_fee, u_spike, u_mult, u_empty = rng.gauss(0, 1), rng.random(), rng.random(), rng.random()
+        g_tx, u_partial, u_weight, u_size = rng.gauss(0, 1), rng.random(), rng.random(), rng.random()
+        nonce, u_version = rng.getrandbits(32), rng.random()
+        block_hash = self._fake_hash(height, bits)
+        if u_empty < sc.empty_block_prob:
+            fees, tx_count, weight, size = 0, 1, 1_020 + int(u_weight * 400), 0
+            size = weight // 4 + 30
+        else:
+            fees = sc.fee_median_btc * 1e8 * math.exp(sc.fee_sigma * g_fee)
+            if u_spike < sc.fee_spike_prob:
+                fees *= 3 + 9 * u_mult
+            fees = int(fees)
+            tx_count = max(600, min(7_800, int(3_700 + 900 * g_tx)))
+            if u_partial < 0.05:
+                weight = int(1_200_000 + u_weight * 2_700_000)
+                fees = int(fees * weight / 4_000_000)
+                tx_count = max(300, int(tx_count * weight / 4_000_000))
+            else:
+                weight = int(3_990_500 + u_weight * 9_000)
+            size = int(weight / (2.25 + 0.45 * u_size))
+        return SimBlock(
+            height=height,
+            hash=block_hash,
+            prev_hash=prev_hash,
+            time=ts,
+            mediantime=mediantime,
+            bits=bits,
+            difficulty=difficulty,
+            chainwork=chainwork,
+            version=_VERSIONS[int(u_version * len(_VERSIONS))],
+            nonce=nonce,
+            merkle_root=hashlib.sha256(b"merkle:" + block_hash.encode()).hexdigest(),
+            tx_count=tx_count,
+            size=size,
+            weight=weight,
+            fees=fees,
+            subsidy=block_subsidy(height),
+            arrival=arrival,
+        )
+
+    def _append(self, blk: SimBlock) -> None:
+        if self._blocks and blk.bits != self._blocks[-1].bits:
+            old = self._blocks[-1]
+            self._adjustments.append(
+                (blk.time, blk.height, blk.difficulty, round(blk.difficulty / old.difficulty, 6))
+            )
+        self._blocks.append(blk)
+        self._by_hash[blk.hash] = blk
+        self._by_time.append((blk.time, blk.height))
+
+    # ---------------------------------------------------------------- growing
+
+    def _compute_next_arrival(self) -> float:
+        tip = self._blocks[-1]
+        bits = self._next_bits()
+        work = difficulty_from_bits(bits) * _HASHES_PER_DIFF
+        e = self._streams.arrival.expovariate(1.0)
+        return tip.arrival + e * work / self._hashrate_hs(tip.arrival)
+
+    def _next_bits(self) -> int:
+        tip = self._blocks[-1]
+        h = tip.height + 1
+        if h % _RETARGET:
+            return tip.bits
+        first = self.block(h - _RETARGET)
+        assert first is not None
+        return next_work_required(tip.bits, first.time, tip.time)
+
+    @property
+    def next_arrival(self) -> float:
+        """When the next block will be found (unix seconds)."""
+        return self._next_arrival
+
+    def advance(self) -> list[SimBlock]:
+        """Mine every block whose arrival time is <= ``clock()``; returns the new blocks."""
+        now = self.clock()
+        new: list[SimBlock] = []
+        while self._next_arrival <= now:
+            tip = self._blocks[-1]
+            bits = self._next_bits()
+            arrival = self._next_arrival
+            ts = int(round(arrival)) + self._draw_jitter()
+            last11 = sorted(b.time for b in self._blocks[-11:])
+            mtp = last11[len(last11) // 2]
+            if ts <= mtp:
+                ts = mtp + 1
+            window = sorted([b.time for b in self._blocks[-10:]] + [ts])
+            blk = self._make_block(
+                tip.height + 1,
+                tip.hash,
+                ts,
+                window[len(window) // 2],
+                bits,
+                difficulty_from_bits(bits),
+                tip.chainwork + block_work(bits),
+                arrival,
+            )
+            self._append(blk)
+            self._by_time.pop()
+            bisect.insort(self._by_time, (blk.time, blk.height))
+            new.append(blk)
+            self._next_arrival = self._compute_next_arrival()
+        return new
+
+    # ---------------------------------------------------------------- lookups
+
+    @property
+    def tip(self) -> SimBlock:
+        return self._blocks[-1]
+
+    @property
+    def tip_height(self) -> int:
+        return self._blocks[-1].height
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def block(self, height: int) -> SimBlock | None:
+        """The block at ``height``, or None outside ``start_height .. tip_height``."""
+        i = height - self.start_height
+        if 0 <= i < len(self._blocks):
+            return self._blocks[i]
+        return None
+
+    def block_by_hash(self, block_hash: str) -> SimBlock | None:
+        return self._by_hash.get(block_hash.lower())
+
+    def blocks(self, first: int, last: int) -> list[SimBlock]:
+        """Blocks ``first .. last`` (inclusive, clipped to the chain), ascending."""
+        lo = max(first, self.start_height) - self.start_height
+        hi = min(last, self.tip_height) - self.start_height
+        return self._blocks[lo : hi + 1] if hi >= lo else []
+
+    def hashrate_at(self, t: float) -> float:
+        """The scenario's true network hashrate (H/s) at unix time ``t``."""
+        return self._hashrate_hs(t)
+
+    def expected_interval(self, t: float | None = None) -> float:
+        """Mean seconds per block at time ``t`` for the next block's difficulty."""
+        t = self.tip.arrival if t is None else t
+        return difficulty_from_bits(self._next_bits()) * _HASHES_PER_DIFF / self._hashrate_hs(t)
+
+    # ---------------------------------------------------------------- Core figures
+
+    def network_hashps(self, nblocks: int = 120, height: int = -1) -> float:
+        """Bitcoin Core's ``getnetworkhashps`` (v27+ semantics).
+
+        ``ValueError`` for ``nblocks`` 0 or < -1 and for a height outside ``-1 .. tip``
+        (Core's RPC_INVALID_PARAMETER cases).  ``nblocks == -1`` means since the last
+        difficulty change.  The lookup is clamped to the simulated history.
+        """
+        if nblocks < -1 or nblocks == 0:
+            raise ValueError("Invalid nblocks. Must be a positive number or -1.")
+        if height < -1 or height > self.tip_height:
+            raise ValueError("Block does not exist at specified height")
+        pb = self.tip if height == -1 else self.block(height)
+        if pb is None or pb.height == 0:
+            return 0
+        lookup = pb.height % _RETARGET + 1 if nblocks == -1 else nblocks
+        lookup = min(lookup, pb.height, pb.height - self.start_height)
+        if lookup <= 0:
+            return 0
+        span = self.blocks(pb.height - lookup, pb.height)
+        times = [b.time for b in span]
+        lo, hi = min(times), max(times)
+        if lo == hi:
+            return 0
+        return _core_getdouble(pb.chainwork - span[0].chainwork) / (hi - lo)
+
+    def median_time_past(self, height: int) -> int:
+        blk = self.block(height)
+        if blk is None:
+            raise KeyError(height)
+        return blk.mediantime
+
+    # ---------------------------------------------------------------- mempool figures
+
+    def _day_hashrate(self, day_end: int) -> float | None:
+        """mempool's daily avgHashrate for the day ending at ``day_end`` (None: no data)."""
+        start = day_end - DAY
+        lo = bisect.bisect_left(self._by_time, (start, -1))
+        hi = bisect.bisect_right(self._by_time, (day_end, 1 << 62))
+        count = hi - lo
+        if count == 0:
+            return 0.0
+        last = max(h for _, h in self._by_time[lo:hi])
+        if last - count < self.start_height:
+            return None
+        return self.network_hashps(count, last)
+
+    def _update_daily(self, now: float) -> None:
+        last_midnight = int(now // DAY) * DAY
+        if last_midnight <= self._daily_through:
+            return
+        first = self._blocks[0].time
+        day_end = self._daily_through + DAY if self._daily else (first // DAY + 2) * DAY
+        while day_end <= last_midnight:
+            value = self._day_hashrate(day_end)
+            if value is not None:
+                self._daily.append((day_end, value))
+            day_end += DAY
+        self._daily_through = last_midnight
+
+    def daily_hashrates(
+        self, interval: str = "all", now: float | None = None
+    ) -> list[tuple[int, float]]:
+        """mempool's daily network hashrate history: ``[(timestamp, avgHashrate H/s)]``.
+
+        One point per complete UTC day, stamped at the midnight that ends it, computed as
+        mempool's indexer does (``getnetworkhashps(blocks with a timestamp in the day,
+        highest such height)``, both ends of the day inclusive).  ``interval`` is one of
+        :data:`INTERVALS` and filters like mempool's ``BETWEEN NOW() - INTERVAL AND NOW()``.
+        """
+        now = self.clock() if now is None else now
+        self._update_daily(now)
+        return self._filter(self._daily, interval, now)
+
+    def difficulty_adjustments(
+        self, interval: str = "all", now: float | None = None
+    ) -> list[tuple[int, int, float, float]]:
+        """Difficulty changes in the history: ``[(time, height, difficulty, ratio)]``."""
+        now = self.clock() if now is None else now
+        return self._filter(self._adjustments, interval, now)
+
+    @staticmethod
+    def _filter(rows: list, interval: str, now: float) -> list:
+        if interval not in INTERVALS:
+            raise ValueError(f"unknown interval {interval!r}")
+        spec = INTERVALS[interval]
+        if spec is None:
+            return [r for r in rows if r[0] <= now]
+        since = _months_back(now, *spec)
+        return [r for r in rows if since <= r[0] <= now]
+
+    def previous_retarget(self) -> float:
+        """mempool's ``previousRetarget``: percent change at the current epoch's start."""
+        h = self.tip_height - self.tip_height % _RETARGET
+        cur, prev = self.block(h), self.block(h - _RETARGET)
+        if cur is None or prev is None:
+            return 0.0
+        return calc_bits_difference(prev.bits, cur.bits)
+
+    def retarget_projection(self, now: float | None = None) -> RetargetProjection:
+        """mempool's ``/api/v1/difficulty-adjustment`` at ``now`` (default ``clock()``)."""
+        now = self.clock() if now is None else now
+        tip = self.tip
+        epoch_start = self.block(tip.height - tip.height % _RETARGET)
+        quarter = self.block(tip.height - 503)
+        assert epoch_start is not None
+        return project_retarget(
+            epoch_start_time=epoch_start.time,
+            quarter_epoch_time=quarter.time if quarter is not None else None,
+            now=int(math.floor(now)),
+            tip_height=tip.height,
+            previous_retarget=self.previous_retarget(),
+            tip_time=tip.time,
+        )
+
+    # ---------------------------------------------------------------- price
+
+    def price_usd(self, t: float | None = None) -> float:
+        return self.price.usd(self.clock() if t is None else t)
+
+    def prices(self, t: float | None = None) -> dict[str, int]:
+        return self.price.prices(self.clock() if t is None else t)
+
+    # ---------------------------------------------------------------- summary
+
+    def figures(self, now: float | None = None) -> dict[str, float]:
+        """The headline numbers an operator would see right now (for tests and the CLI)."""
+        now = self.clock() if now is None else now
+        tip = self.tip
+        h1d = self.network_hashps(144)
+        daily = self.daily_hashrates("3m", now)
+        peak = max((v for _, v in daily), default=0.0)
+        in_epoch = tip.height % _RETARGET
+        epoch_start = self.block(tip.height - in_epoch)
+        assert epoch_start is not None
+        proj = self.retarget_projection(now)
+        return {
+            "tip_height": tip.height,
+            "hashrate_1d_eh": h1d / EH,
+            "hashrate_3d_eh": self.network_hashps(432) / EH,
+            "hashrate_7d_eh": self.network_hashps(1008) / EH,
+            "daily_peak_eh": peak / EH,
+            "vs_peak_percent": (h1d / peak - 1) * 100 if peak else 0.0,
+            "epoch_avg_minutes": (
+                (tip.time - epoch_start.time) / in_epoch / 60 if in_epoch else 10.0
+            ),
+            "projected_change_percent": proj.difficulty_change,
+            "previous_retarget_percent": proj.previous_retarget,
+            "difficulty": tip.difficulty,
+            "price_usd": self.price_usd(now),
+            "history_days": (tip.time - self._blocks[0].time) / DAY,
+        }

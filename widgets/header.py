@@ -1,0 +1,77 @@
+"""The one-line header: source, tip, price, hashprice, data ages and the clock."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui.dashboard import fmt_duration
+from widgets.base import SourceStatus
+
+
+class HeaderBar(Widget):
+    DEFAULT_CSS = """
+    HeaderBar { dock: top; height: 1; background: $panel; color: $text; }
+    """
+
+    def __init__(self, *, id: str | None = "header") -> None:
+        super().__init__(id=id)
+        self.source = "—"
+        self.tip: int | None = None
+        self.price: float | None = None
+        self.hashprice: float | None = None
+        self.statuses: dict[str, SourceStatus] = {}
+        self.now = time.time()
+        self.paused = False
+
+    def set_data(self, *, source: str, tip: int | None, price: float | None,
+                 hashprice: float | None) -> None:
+        self.source, self.tip, self.price, self.hashprice = source, tip, price, hashprice
+        self.refresh()
+
+    def set_statuses(self, statuses: dict[str, SourceStatus], now: float, paused: bool) -> None:
+        self.statuses, self.now, self.paused = statuses, now, paused
+        self.refresh()
+
+    def _ages(self, short: bool) -> Text:
+        t = Text()
+        for name, st in self.statuses.items():
+            age = st.age_s
+            if st.error:
+                t.append(f" {name} ✗", style="bold red")
+                if not short:
+                    t.append(" " + ("—" if age is None else fmt_duration(age)), style="red")
+            else:
+                txt = "…" if age is None else fmt_duration(age)
+                t.append(f" {name} {txt}", style="dim")
+        return t
+
+    def render(self) -> Text:
+        width = self.size.width
+        left = Text(" minertop", style="bold")
+        parts = [
+            self.source,
+            "block " + ("—" if self.tip is None else f"{self.tip:,}"),
+            "BTC " + ("—" if self.price is None else f"${self.price:,.0f}"),
+            ("hashprice " if width >= 100 else "hp ")
+            + ("—" if self.hashprice is None else f"${self.hashprice:,.1f}/PH/d"),
+        ]
+        if width < 90:
+            parts = parts[1:]
+        for p in parts:
+            left.append(" · ")
+            left.append(p)
+        if self.paused:
+            left.append(" ⏸ PAUSED", style="bold reverse")
+        clock = time.strftime("%H:%M:%S", time.localtime(self.now))
+        right = self._ages(short=width < 110)
+        right.append(f"  {clock} ")
+        gap = width - left.cell_len - right.cell_len
+        if gap < 1:
+            right = Text(f" {clock} ")
+            gap = max(1, width - left.cell_len - right.cell_len)
+        out = left + Text(" " * gap) + right
+        out.truncate(width)
+        return out
