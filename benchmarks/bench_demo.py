@@ -25,7 +25,9 @@ import sys
 import termios
 import time
 
-ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[PX^_].*?\x1b\\|\x1b\][^\x07]*(\x07|\x1b\\)|\x1b.")
+ANSI = re.compile(
+    rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[PX^_].*?\x1b\\|\x1b\][^\x07]*(\x07|\x1b\\)|\x1b."
+)
 DATA = re.compile(rb"\d EH/s")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -6,10 +6,11 @@ import math
 
 import pytest
 
+from tests.fakes import DIFF1, WORK1, regular, snap_from
 from tui import chain
 from tui.dashboard import compute, to_json
 from tui.economics import hashprice
-from tui.model import Block, ChainSnapshot, HashratePoint, PriceSnapshot, required_heights
+from tui.model import HashratePoint, PriceSnapshot, required_heights
 from tui.network import (
     drift_view,
     hash_ribbon,
@@ -19,23 +20,6 @@ from tui.network import (
     retarget_view,
 )
 from tui.stats import beta_cdf, gamma_cdf, gamma_quantile, predictive_wait_quantile
-
-DIFF1 = 0x1D00FFFF
-WORK1 = 4_295_032_833  # 2**256 // (target(0x1d00ffff) + 1) = 0x100010001
-
-
-def snap_from(times: dict[int, int], tip: int, bits: dict[int, int] | None = None,
-              fees: int | None = 10_000_000, history: tuple[HashratePoint, ...] = ()
-              ) -> ChainSnapshot:
-    blocks = []
-    for h in sorted(times):
-        b = (bits or {}).get(h // 2016, DIFF1)
-        blocks.append(Block(h, times[h], b, chain.difficulty_from_bits(b), fees))
-    return ChainSnapshot("test", 0.0, tip, tuple(blocks), history)
-
-
-def regular(tip: int, spacing: int, start: int = 0, t0: int = 1_700_000_000) -> dict[int, int]:
-    return {h: t0 + (h - start) * spacing for h in range(start, tip + 1)}
 
 
 def test_block_work_of_difficulty_one() -> None:

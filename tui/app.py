@@ -135,6 +135,8 @@ class MinertopApp(App[int]):
         self._computed_at = 0.0
         self._startup_error: str | None = None
         self._hangup = False
+        #: keyword arguments for each source's Backoff (tests shorten the delays)
+        self.backoff_overrides: dict[str, float] = {}
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -182,9 +184,9 @@ class MinertopApp(App[int]):
             chain_src, price_src = make_sources(spec, clock=self.clock)
         self.pollers = {
             "chain": Poller("chain", chain_src, spec.chain_interval,
-                            Backoff(spec.chain_interval)),
+                            Backoff(spec.chain_interval, **self.backoff_overrides)),
             "price": Poller("price", price_src, spec.price_interval,
-                            Backoff(spec.price_interval)),
+                            Backoff(spec.price_interval, **self.backoff_overrides)),
         }
         self.query_one(HeaderBar).set_data(source=chain_src.label, tip=None, price=None,
                                            hashprice=None)

@@ -80,10 +80,15 @@ class Ribbon:
         state = "capitulation" if self.capitulation else "healthy"
         days = self.days_since_cross
         if not self.capitulation and days is not None and days <= 14:
-            state = f"recovery ({days}d ago)"
+            state = f"recovery {days}d ago"
         elif self.capitulation and days is not None:
-            state = f"capitulation ({days}d)"
+            state = f"capitulation {days}d"
         return f"30d {rel} 60d · {state}"
+
+    @property
+    def short_label(self) -> str:
+        return f"30d{'<' if self.capitulation else '≥'}60d " + (
+            "capitulation" if self.capitulation else "healthy")
 
 
 def hash_ribbon(daily: Sequence[float]) -> Ribbon | None:

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import time
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from tui.dashboard import fmt_duration
 from tui.model import ChainSnapshot
 from widgets.base import Pane, bar
+
+
+class FillBar:
+    """A bar that fills whatever width its table cell gets."""
+
+    def __init__(self, fraction: float, style: str) -> None:
+        self.fraction = fraction
+        self.style = style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(bar(self.fraction, options.max_width), style=self.style)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(4, options.max_width)
 
 
 class BlocksPane(Pane):
@@ -35,11 +51,10 @@ class BlocksPane(Pane):
         table.add_column("height", justify="right", no_wrap=True)
         table.add_column("time", no_wrap=True)
         table.add_column("interval", justify="right", no_wrap=True)
-        table.add_column("vs 600 s", no_wrap=True, ratio=1)
+        table.add_column("bar: 0–40 min", no_wrap=True, ratio=1)
         if wide:
             table.add_column("difficulty", justify="right", no_wrap=True)
         table.add_column("fees BTC", justify="right", no_wrap=True)
-        bar_w = max(4, width - (72 if wide else 48))
         for h in range(s.tip_height, s.tip_height - rows, -1):
             b, prev = s.block(h), s.block(h - 1)
             if b is None:
@@ -54,8 +69,7 @@ class BlocksPane(Pane):
                     vis = Text("timestamp earlier than previous", style="dim")
                 else:
                     iv = Text(fmt_duration(d), style="bold" if d > 1800 else "")
-                    vis = Text(bar(min(d, 2400) / 2400, bar_w),
-                               style="red" if d > 1200 else "cyan")
+                    vis = FillBar(min(d, 2400) / 2400, "red" if d > 1200 else "cyan")
             fees = "—" if b.fees_sat is None else f"{b.fees_sat / 1e8:.3f}"
             cells = [f"{h:,}", stamp, iv, vis]
             if wide:

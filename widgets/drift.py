@@ -8,9 +8,7 @@ from tui.dashboard import fmt_duration, fmt_pct
 from tui.network import DriftView, pct_vs_target
 from widgets.base import Pane, sparkline
 
-
-def _avg(v: float | None) -> str:
-    return "—" if v is None else f"{v / 60:.1f} min"
+WIDE = 30
 
 
 class DriftPane(Pane):
@@ -36,29 +34,39 @@ class DriftPane(Pane):
         v = self.view
         if v is None:
             return Text("waiting for chain data…", style="dim")
+        wide = width >= WIDE
+        unit = " min" if wide else "m"
+
+        def avg(a: float | None) -> str:
+            return "—" if a is None else f"{a / 60:.1f}{unit}"
+
         t = Text()
         pct = v.epoch_drift_pct
-        t.append(f"epoch {_avg(v.epoch_avg_s)} ", style="bold")
-        t.append(fmt_pct(pct), style="red" if pct is not None and pct > 5 else "")
-        t.append(f" ({v.epoch_blocks} blk)\n" if width >= 34 else "\n", style="dim")
-        parts = [f"{n} {_avg(a)} {fmt_pct(pct_vs_target(a), 0)}" for n, a in v.windows.items()]
-        if width >= 40:
-            t.append(" · ".join(parts[:2]) + "\n")
-            t.append(parts[2] + "\n")
-        else:
-            t.append("\n".join(parts) + "\n")
+        t.append(f"{'epoch':7s} {avg(v.epoch_avg_s):>8s} ", style="bold")
+        t.append(f"{fmt_pct(pct):>6s}", style="bold red" if pct is not None and pct > 5 else "bold")
+        if wide:
+            t.append(f"  {v.epoch_blocks:,} blk", style="dim")
+        t.append("\n")
+        for n, a in v.windows.items():
+            p = pct_vs_target(a)
+            t.append(f"{n:>3d} blk {avg(a):>8s} {fmt_pct(p, 0):>6s}\n",
+                     style="red" if p is not None and p > 25 else "")
         sched = v.blocks_vs_schedule
-        word = "behind" if sched < 0 else "ahead of"
-        t.append(f"{abs(sched):,.0f} blocks {word} schedule\n",
-                 style="yellow" if sched < -10 else "")
+        if wide:
+            word = "behind" if sched < 0 else "ahead of"
+            t.append(f"{abs(sched):,.0f} blocks {word} schedule\n",
+                     style="yellow" if sched < -10 else "")
+        else:
+            t.append(f"{sched:+,.0f} blk vs schedule\n".replace("-", "−"),
+                     style="yellow" if sched < -10 else "")
         t.append(f"last block {fmt_duration(self.since_s)} ago")
-        if v.tip_ahead_s > 0:
+        if v.tip_ahead_s > 0 and wide:
             t.append(f" (stamp +{fmt_duration(v.tip_ahead_s)})", style="dim")
         t.append("\n")
-        ivs = [max(0, i) for i in v.recent_intervals]
+        ivs = [float(max(0, i)) for i in v.recent_intervals]
         if ivs:
-            spark_w = max(4, width - 6)
-            t.append(sparkline([float(i) for i in ivs], spark_w), style="cyan")
-            ooo = f" {v.out_of_order}⇅" if v.out_of_order else ""
-            t.append(ooo, style="dim")
+            tail = f" {v.out_of_order}⇅" if v.out_of_order else ""
+            spark_w = max(4, width - len(tail))
+            t.append(sparkline(ivs, spark_w), style="cyan")
+            t.append(tail, style="yellow")
         return t

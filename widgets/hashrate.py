@@ -11,6 +11,7 @@ from tui.network import HashrateView
 from widgets.base import Pane, resample, sparkline
 
 EH = 1e18
+WIDE = 34
 
 
 class HashratePane(Pane):
@@ -28,30 +29,42 @@ class HashratePane(Pane):
         v = self.view
         if v is None:
             return Text("waiting for chain data…", style="dim")
+        wide = width >= WIDE
         t = Text()
-        one = v.windows.get("1d")
-        t.append(f"{fmt_ehs(one)} EH/s", style="bold")
-        t.append(" 1d ")
-        if v.vs_peak_pct is not None:
-            t.append(f"{fmt_pct(v.vs_peak_pct)} vs peak", style="red" if v.vs_peak_pct < -5 else "")
-        t.append("\n")
-        t.append(f"3d {fmt_ehs(v.windows.get('3d'))} · 7d {fmt_ehs(v.windows.get('7d'))} EH/s\n")
-        if v.peak is not None and v.peak_time is not None:
-            when = time.strftime("%d %b", time.localtime(v.peak_time))
-            t.append(f"peak {v.peak / EH:,.0f} EH/s {when}\n", style="dim")
+        t.append(f"{fmt_ehs(v.windows.get('1d'))} EH/s", style="bold")
+        t.append(" 1d")
+        vs = v.vs_peak_pct
+        vs_style = "bold red" if vs is not None and vs < -5 else ""
+        d3, d7 = fmt_ehs(v.windows.get("3d")), fmt_ehs(v.windows.get("7d"))
+        peak = "—" if v.peak is None else f"{v.peak / EH:,.0f}"
+        if wide:
+            t.append("  ")
+            t.append(f"{fmt_pct(vs)} vs peak", style=vs_style)
+            t.append("\n")
+            t.append(f"3d {d3} · 7d {d7} EH/s\n")
+            when = "" if v.peak_time is None else time.strftime(
+                " on %d %b", time.localtime(v.peak_time))
+            t.append(f"peak {peak} EH/s{when}\n", style="dim")
+        else:
+            t.append("\n")
+            t.append(f"{fmt_pct(vs)}", style=vs_style)
+            t.append(f" vs peak {peak}\n")
+            t.append(f"3d {d3} · 7d {d7}\n")
         if v.history:
-            days = len(v.history)
-            label = f" {days}d"
+            label = f" {len(v.history)}d"
             spark_w = max(4, width - len(label))
             series = resample([p.hashrate for p in v.history], spark_w)
             t.append(sparkline(series, spark_w), style="cyan")
             t.append(label + "\n", style="dim")
         else:
-            t.append("no daily history from this source\n", style="dim")
-        if v.ribbon is not None:
-            style = "yellow" if v.ribbon.capitulation else "green"
-            mark = "▼ " if v.ribbon.capitulation else "▲ "
-            t.append(mark + "ribbon " + v.ribbon.label, style=style)
+            t.append("no daily history\n", style="dim")
+        r = v.ribbon
+        if r is None:
+            t.append("ribbon: < 60 days of data", style="dim")
         else:
-            t.append("ribbon needs 60 days of history", style="dim")
+            mark = "▼ " if r.capitulation else "▲ "
+            text = ("ribbon " if wide else "") + r.label
+            if len(mark + text) > width:
+                text = r.short_label
+            t.append(mark + text, style="yellow" if r.capitulation else "green")
         return t

@@ -50,7 +50,7 @@ class HeaderBar(Widget):
 
     def render(self) -> Text:
         width = self.size.width
-        left = Text(" minertop", style="bold")
+        left = Text(" minertop" if width >= 100 else "", style="bold")
         parts = [
             self.source,
             "block " + ("—" if self.tip is None else f"{self.tip:,}"),
@@ -60,8 +60,8 @@ class HeaderBar(Widget):
         ]
         if width < 90:
             parts = parts[1:]
-        for p in parts:
-            left.append(" · ")
+        for i, p in enumerate(parts):
+            left.append(" · " if i or width >= 100 else " ")
             left.append(p)
         if self.paused:
             left.append(" ⏸ PAUSED", style="bold reverse")

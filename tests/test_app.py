@@ -1,0 +1,211 @@
+"""The app with scripted sources: panes show the numbers, faults stay in their panes, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.fakes import Scripted, down, price, squeeze_snapshot
+from tui.app import HelpScreen, MinertopApp
+from tui.cli import SourceSpec
+from tui.sources.base import SourceError
+from widgets.blocks import BlocksPane
+from widgets.drift import DriftPane
+from widgets.hashrate import HashratePane
+from widgets.header import HeaderBar
+from widgets.retarget import RetargetPane
+
+SPEC = SourceSpec(kind="mempool", url="http://127.0.0.1:1", chain_interval=30, price_interval=60)
+
+
+def text_of(app: MinertopApp, widget_type: type) -> str:
+    w = app.query_one(widget_type)
+    return str(w.render())
+
+
+def full_text(app: MinertopApp, widget_type: type) -> str:
+    w = app.query_one(widget_type)
+    return f"{w.border_title} {w.border_subtitle} {w.render()}"
+
+
+async def until(pilot, cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.02)
+
+
+def make_app(chain_script: list[object], price_script: list[object] | None = None,
+             clock=None, min_backoff: float | None = None) -> MinertopApp:  # type: ignore[no-untyped-def]
+    now = 1_769_000_000.0
+    clk = clock or (lambda: now)
+    app = MinertopApp(
+        SPEC,
+        sources=(Scripted("fake chain", chain_script),
+                 Scripted("fake price", price_script or [price()])),
+        clock=clk,
+    )
+    if min_backoff is not None:
+        app.backoff_overrides = {"min_delay": min_backoff, "max_delay": min_backoff}
+    return app
+
+
+async def test_panes_show_the_numbers() -> None:
+    now = 1_769_000_000.0
+    app = make_app([squeeze_snapshot(now)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.dashboard is not None and app.price is not None)
+        await pilot.pause()
+        drift = text_of(app, DriftPane)
+        assert "epoch   11.6 min +16.0%" in drift
+        assert "last block 7m12s ago" in drift
+        retarget = text_of(app, RetargetPane)
+        assert "416 blocks" in retarget and "79.4%" in retarget
+        assert "projected −13.7" in retarget or "projected −13.8" in retarget
+        header = text_of(app, HeaderBar)
+        assert "$71,000" in header and "block 935,008" in header
+        assert "EH/s" in text_of(app, HashratePane)
+        assert "Recent blocks" in full_text(app, BlocksPane)
+
+
+async def test_dead_chain_source_marks_only_its_panes_and_recovers() -> None:
+    now = 1_769_000_000.0
+    good = squeeze_snapshot(now)
+    app = make_app([down()], min_backoff=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.pollers and app.pollers["chain"].error is not None)
+        src = app.pollers["chain"].source
+        await until(pilot, lambda: src.calls >= 3)  # type: ignore[attr-defined]
+        await pilot.pause()
+        sub = app.query_one(DriftPane).border_subtitle
+        assert "STALE" in sub and "connection refused" in sub
+        assert app.query_one(DriftPane).has_class("-error")
+        # The price source keeps working meanwhile.
+        await until(pilot, lambda: app.price is not None)
+        assert "STALE" in app.query_one(DriftPane).border_subtitle
+        # Retried with backoff; recovers by itself when the source comes back.
+        src.script = [good]  # type: ignore[attr-defined]
+        await until(pilot, lambda: app.dashboard is not None)
+        await until(pilot, lambda: app.pollers["chain"].error is None)
+        await pilot.pause()
+        assert "STALE" not in app.query_one(DriftPane).border_subtitle
+        assert not app.query_one(DriftPane).has_class("-error")
+
+
+async def test_error_after_good_data_keeps_the_data_and_shows_age() -> None:
+    now = [1_769_000_000.0]
+    snap = squeeze_snapshot(now[0])
+    app = make_app([snap, SourceError("fake chain: HTTP 503 on /api/blocks/tip/height")],
+                   clock=lambda: now[0], min_backoff=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.dashboard is not None)
+        now[0] += 95
+        await pilot.press("r")
+        await until(pilot, lambda: app.pollers["chain"].error is not None)
+        app._update_statuses()
+        await pilot.pause()
+        sub = app.query_one(RetargetPane).border_subtitle
+        assert "STALE 1m35s ago" in sub and "HTTP 503" in sub
+        assert "416 blocks" in text_of(app, RetargetPane)  # last good data still shown
+
+
+async def test_unexpected_exception_in_a_source_is_shown_not_raised() -> None:
+    app = make_app([ValueError("boom")], min_backoff=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.pollers and app.pollers["chain"].error is not None)
+        assert "internal error: ValueError: boom" in app.pollers["chain"].error  # type: ignore[operator]
+        assert app.is_running
+
+
+async def test_polls_never_overlap() -> None:
+    started = 0
+    running = 0
+    overlap = False
+
+    class Slow:
+        label = "slow"
+
+        async def fetch(self):  # type: ignore[no-untyped-def]
+            nonlocal started, running, overlap
+            started += 1
+            running += 1
+            overlap = overlap or running > 1
+            await asyncio.sleep(0.2)
+            running -= 1
+            raise SourceError("slow: timed out")
+
+        async def aclose(self) -> None:
+            pass
+
+    app = MinertopApp(SPEC, sources=(Slow(), Scripted("p", [price()])))  # type: ignore[arg-type]
+    app.backoff_overrides = {"min_delay": 0.01, "max_delay": 0.01}
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(10):
+            await pilot.press("r")
+            await pilot.pause(0.03)
+        await pilot.pause(0.5)
+    assert started >= 2 and not overlap
+
+
+async def test_keys_help_pause_refresh_panes_rate_quit() -> None:
+    now = 1_769_000_000.0
+    app = make_app([squeeze_snapshot(now)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.dashboard is not None)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+
+        await pilot.press("p")
+        assert app.paused
+        await pilot.pause()
+        assert "PAUSED" in text_of(app, HeaderBar)
+        calls = app.pollers["chain"].source.calls  # type: ignore[union-attr]
+        await pilot.press("r")  # refresh while paused: nothing is fetched
+        await pilot.pause(0.1)
+        assert app.pollers["chain"].source.calls == calls  # type: ignore[union-attr]
+        await pilot.press("space")
+        assert not app.paused
+        await until(pilot, lambda: not app.pollers["chain"].polling)
+        calls = app.pollers["chain"].source.calls  # type: ignore[union-attr]
+        await pilot.press("r")
+        await until(pilot, lambda: app.pollers["chain"].source.calls == calls + 1)  # type: ignore[union-attr]
+
+        for key, pane in (("1", HashratePane), ("2", DriftPane), ("3", RetargetPane),
+                          ("4", BlocksPane)):
+            await pilot.press(key)
+            assert app.focused is app.query_one(pane)
+        await pilot.press("tab")
+        assert app.focused is app.query_one(HashratePane)
+        await pilot.press("shift+tab")
+        assert app.focused is app.query_one(BlocksPane)
+
+        await pilot.press("minus")
+        assert app.pollers["chain"].interval == 60
+        await pilot.press("plus")
+        await pilot.press("plus")
+        assert app.pollers["chain"].interval == 15
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_fits_small_and_large_terminals(size: tuple[int, int]) -> None:
+    now = 1_769_000_000.0
+    app = make_app([squeeze_snapshot(now)])
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.dashboard is not None)
+        await pilot.pause()
+        for pane in (HashratePane, DriftPane, RetargetPane):
+            w = app.query_one(pane)
+            assert w.region.width > 20 and w.region.height >= 9
+            lines = str(w.render()).splitlines()
+            assert len(lines) <= w.content_size.height, (pane, lines)
+            assert all(len(line) <= w.content_size.width for line in lines), (pane, lines)

@@ -1,0 +1,384 @@
+"""Shared plumbing for the HTTP data sources: one error type, one-line messages.
+
+Every ``fetch()`` raises :class:`SourceError` (or its subclass :class:`RateLimited`) and
+nothing else (``asyncio.CancelledError`` aside).  The helpers here turn every httpx
+exception, HTTP status, JSON decode error and malformed reply into such an error whose
+``str()`` is one human line naming the source and what went wrong, e.g.
+``mempool https://mempool.space: HTTP 503 on /api/v1/blocks``.
+
+No Textual here: ``--once`` imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tui import __version__
+
+#: 10 s to read a reply, 5 s to connect.  Every client gets an explicit timeout.
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+USER_AGENT = f"minertop/{__version__}"
+#: A Retry-After further away than this is capped (a bogus date must not freeze a pane).
+MAX_RETRY_AFTER = 3600.0
+
+
+class SourceError(Exception):
+    """A poll failed.  ``str()`` is one line: "<source>: <what went wrong>"."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+class RateLimited(SourceError):
+    """HTTP 429.  ``retry_after`` is the server's Retry-After in seconds (None: not sent)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ShapeError(ValueError):
+    """A reply parsed as JSON but does not have the expected shape."""
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace (a message must stay on one line) and cap the length."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def host_label(url: str) -> str:
+    """``host[:port]`` of a URL, without any user:password@ part."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port is not None else host
+
+
+def safe_url(url: str) -> str:
+    """The URL without credentials and without a trailing slash (for messages)."""
+    parts = urlsplit(url.rstrip("/"))
+    if parts.username is None and parts.password is None:
+        return url.rstrip("/")
+    netloc = host_label(url)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:g}"
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date.
+
+    ``now`` (unix seconds) is the reference for the date form.  Returns None when the
+    header is missing or unparseable; never negative; capped at :data:`MAX_RETRY_AFTER`.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    seconds: float | None
+    if value.isdigit():
+        seconds = float(int(value))
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:  # pragma: no cover - older Pythons returned None
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            import datetime as _dt
+
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def describe_transport_error(exc: Exception, timeout: httpx.Timeout) -> str:
+    """What went wrong, in a few words, for an exception raised while talking HTTP."""
+    text = one_line(str(exc), 160)
+    if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"connection timed out after {_fmt_seconds(timeout.connect)} s"
+        if isinstance(exc, httpx.WriteTimeout):
+            return f"timed out sending the request after {_fmt_seconds(timeout.write)} s"
+        if isinstance(exc, httpx.PoolTimeout):
+            return f"timed out waiting for a connection after {_fmt_seconds(timeout.pool)} s"
+        return f"timed out after {_fmt_seconds(timeout.read)} s"
+    if isinstance(exc, httpx.ConnectError):
+        import socket
+        import ssl
+
+        low = text.lower()
+        for c in _cause_chain(exc):
+            if isinstance(c, ConnectionRefusedError):
+                return "connection refused"
+            if isinstance(c, socket.gaierror):
+                return f"cannot resolve host ({one_line(str(c), 120)})"
+            if isinstance(c, ssl.SSLError):
+                return f"TLS error ({one_line(str(c), 160)})"
+        if "refused" in low:
+            return "connection refused"
+        if "name or service not known" in low or "nodename nor servname" in low or (
+            "name resolution" in low
+        ):
+            return f"cannot resolve host ({text})"
+        if "ssl" in low or "certificate" in low:
+            return f"TLS error ({text})"
+        return f"cannot connect ({text or type(exc).__name__})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"connection closed mid-reply ({text or 'protocol error'})"
+    if isinstance(exc, httpx.ProtocolError):
+        return f"HTTP protocol error ({text or type(exc).__name__})"
+    if isinstance(exc, httpx.NetworkError):  # ReadError, WriteError, CloseError
+        return f"network error ({text or type(exc).__name__})"
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return f"bad URL ({text or type(exc).__name__})"
+    return f"request failed: {type(exc).__name__}" + (f" ({text})" if text else "")
+
+
+#: Exceptions a request may raise that mean "the transport failed" (mapped to SourceError).
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.StreamError,
+    OSError,
+)
+
+
+def body_snippet(resp: httpx.Response, limit: int = 120) -> str:
+    """A short, one-line excerpt of an error body (empty for HTML or binary bodies)."""
+    try:
+        text = resp.content.decode("utf-8", errors="replace")
+    except Exception:  # pragma: no cover - a stream that cannot be read
+        return ""
+    text = one_line(text, limit)
+    if not text or text.startswith("<") or "\ufffd" in text:
+        return ""
+    return text
+
+
+def status_error(prefix: str, resp: httpx.Response, what: str, now: float) -> SourceError:
+    """The error for a non-success HTTP status on ``what`` (a path or a method name)."""
+    code = resp.status_code
+    if code == 429:
+        retry = parse_retry_after(resp.headers.get("Retry-After"), now)
+        hint = f", retry after {_fmt_seconds(retry)} s" if retry is not None else ""
+        return RateLimited(f"{prefix}: rate limited (HTTP 429 on {what}){hint}", retry)
+    snippet = body_snippet(resp)
+    tail = f": {snippet}" if snippet else ""
+    return SourceError(f"{prefix}: HTTP {code} on {what}{tail}")
+
+
+def decode_json(prefix: str, resp: httpx.Response, what: str) -> Any:
+    """Parse a reply body as JSON or raise "malformed JSON on <what> (<reason>)"."""
+    try:
+        return json.loads(resp.content)
+    except json.JSONDecodeError as e:
+        reason = f"{e.msg}: line {e.lineno} column {e.colno}"
+        if not resp.content.strip():
+            reason = "empty reply"
+        raise SourceError(f"{prefix}: malformed JSON on {what} ({reason})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise SourceError(f"{prefix}: malformed JSON on {what} ({one_line(str(e), 80)})") from None
+
+
+@contextlib.contextmanager
+def reply_shape(prefix: str, what: str) -> Iterator[None]:
+    """Map shape problems while reading a reply to "unexpected reply on <what>: …"."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except KeyError as e:
+        key = e.args[0] if e.args else "?"
+        raise SourceError(f"{prefix}: unexpected reply on {what}: missing {key!r}") from None
+    except (ShapeError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
+        detail = one_line(str(e), 160) or type(e).__name__
+        raise SourceError(f"{prefix}: unexpected reply on {what}: {detail}") from None
+
+
+# --------------------------------------------------------------------------- shape checks
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def as_object(value: object, what: str = "reply") -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ShapeError(f"expected {what} to be an object, got {_kind(value)}")
+    return value
+
+
+def as_list(value: object, what: str = "reply") -> list[Any]:
+    if not isinstance(value, list):
+        raise ShapeError(f"expected {what} to be a list, got {_kind(value)}")
+    return value
+
+
+def to_int(value: object, name: str) -> int:
+    """A JSON integer (an integral float is accepted; booleans are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ShapeError(f"{name!r} is not an integer ({_kind(value)})")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ShapeError(f"{name!r} is not an integer ({value!r})")
+        return int(value)
+    return value
+
+
+def to_num(value: object, name: str) -> float:
+    """A finite JSON number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ShapeError(f"{name!r} is not a number ({_kind(value)})")
+    f = float(value)
+    if not math.isfinite(f):
+        raise ShapeError(f"{name!r} is not a finite number ({value!r})")
+    return f
+
+
+def to_str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise ShapeError(f"{name!r} is not a string ({_kind(value)})")
+    return value
+
+
+def get_int(obj: Mapping[str, Any], key: str) -> int:
+    return to_int(obj[key], key)
+
+
+def get_num(obj: Mapping[str, Any], key: str) -> float:
+    return to_num(obj[key], key)
+
+
+def get_str(obj: Mapping[str, Any], key: str) -> str:
+    return to_str(obj[key], key)
+
+
+# --------------------------------------------------------------------------- HTTP source base
+
+
+class HttpSource:
+    """One httpx client, a label and an error prefix; GET with every failure mapped."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        kind: str,
+        client: httpx.AsyncClient | None,
+        timeout: httpx.Timeout,
+        clock: Callable[[], float],
+        prefix: str | None = None,
+        follow_redirects: bool = True,
+    ) -> None:
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        self.host = host_label(self.base_url)
+        self.label = f"{kind} {self.host}"
+        #: what every error message starts with
+        self.prefix = prefix if prefix is not None else f"{kind} {safe_url(self.base_url)}"
+        self._timeout = timeout
+        self._follow = follow_redirects
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    def _now(self) -> float:
+        return float(self.clock())
+
+    def error(self, text: str) -> SourceError:
+        return SourceError(f"{self.prefix}: {text}")
+
+    async def _get(self, path: str, *, allow: tuple[int, ...] = ()) -> httpx.Response:
+        """GET ``base_url + path``; any failure or non-2xx status raises SourceError.
+
+        Statuses in ``allow`` are returned to the caller instead of raising.
+        """
+        try:
+            resp = await self._client.get(
+                self.base_url + path, timeout=self._timeout, follow_redirects=self._follow
+            )
+        except TRANSPORT_ERRORS as e:
+            raise self.error(describe_transport_error(e, self._timeout)) from None
+        if not resp.is_success and resp.status_code not in allow:
+            raise status_error(self.prefix, resp, path, self._now())
+        return resp
+
+    async def _get_json(self, path: str) -> Any:
+        resp = await self._get(path)
+        return decode_json(self.prefix, resp, path)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+@contextlib.contextmanager
+def only_source_errors(prefix: str) -> Iterator[None]:
+    """Last line of defence around a ``fetch()``: nothing but SourceError escapes.
+
+    Known failures are mapped precisely before they get here; this turns a bug into a
+    readable pane error instead of a crashed worker.  CancelledError passes through.
+    """
+    try:
+        yield
+    except SourceError:
+        raise
+    except TRANSPORT_ERRORS as e:
+        raise SourceError(f"{prefix}: {describe_transport_error(e, DEFAULT_TIMEOUT)}") from e
+    except Exception as e:
+        raise SourceError(f"{prefix}: internal error: {type(e).__name__}: {e}") from e
