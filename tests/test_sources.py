@@ -348,20 +348,37 @@ async def test_mempool_history_404_is_optional_and_retried_hourly(mp: FakeMempoo
     assert len(snap.history) == 90
 
 
-async def test_mempool_history_other_errors_propagate(mp: FakeMempool, clock) -> None:
-    mp.hashrate_status = 500
+async def test_mempool_history_failure_keeps_chain_fresh_and_retries(
+    mp: FakeMempool, clock
+) -> None:
+    # A broken mining endpoint must not make the chain panes stale: the blocks come through,
+    # the last history is kept, and the history is retried after 5 minutes (not every poll).
     src = mempool_source(mp, clock)
-    with pytest.raises(SourceError) as ei:
-        await src.fetch()
-    assert str(ei.value) == (
-        "mempool https://mempool.space: HTTP 500 on /api/v1/mining/hashrate/3m: Database error"
-    )
-    # the blocks fetched so far stay cached: the retry costs the tip and the history only
-    mp.hashrate_status = 200
+    first = await src.fetch()
+    assert len(first.history) == 90
+    clock.advance(3600)
+    mp.hashrate_status = 500
     mp.reset()
     snap = await src.fetch()
     assert_complete(snap, mp.chain)
+    assert snap.history == first.history
+    assert counts_by_route(mp.paths)["/api/v1/mining/hashrate/3m"] == 1
+    clock.advance(60)
+    mp.reset()
+    await src.fetch()
+    assert mp.paths == ["/api/blocks/tip/height"]
+    clock.advance(300)
+    mp.hashrate_status = 200
+    mp.reset()
+    await src.fetch()
     assert mp.paths == ["/api/blocks/tip/height", "/api/v1/mining/hashrate/3m"]
+
+
+async def test_mempool_history_rate_limit_propagates(mp: FakeMempool, clock) -> None:
+    mp.hashrate_status = 429
+    src = mempool_source(mp, clock)
+    with pytest.raises(RateLimited):
+        await src.fetch()
 
 
 async def test_mempool_partial_failure_resumes(mp: FakeMempool, clock) -> None:

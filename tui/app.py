@@ -135,6 +135,7 @@ class MinertopApp(App[int]):
         self._computed_at = 0.0
         self._startup_error: str | None = None
         self._hangup = False
+        self.source_label = "—"
         #: keyword arguments for each source's Backoff (tests shorten the delays)
         self.backoff_overrides: dict[str, float] = {}
 
@@ -174,7 +175,8 @@ class MinertopApp(App[int]):
                 from tui.sim import start_sim
 
                 try:
-                    self.sim = await start_sim(seed=spec.demo_seed, scenario=spec.demo_scenario)
+                    self.sim = await start_sim(seed=spec.demo_seed, scenario=spec.demo_scenario,
+                                               clock=self.clock)
                 except Exception as e:  # a bad scenario name or a port problem: say so
                     self._startup_error = f"demo simulator failed to start: {e}"
                     self.notify(self._startup_error, severity="error", timeout=30)
@@ -188,7 +190,9 @@ class MinertopApp(App[int]):
             "price": Poller("price", price_src, spec.price_interval,
                             Backoff(spec.price_interval, **self.backoff_overrides)),
         }
-        self.query_one(HeaderBar).set_data(source=chain_src.label, tip=None, price=None,
+        self.source_label = (f"demo (simulated, via {spec.kind} API)" if spec.demo
+                             else chain_src.label)
+        self.query_one(HeaderBar).set_data(source=self.source_label, tip=None, price=None,
                                            hashprice=None)
         for p in self.pollers.values():
             self._start_poll(p)
@@ -266,7 +270,7 @@ class MinertopApp(App[int]):
         self.dashboard = d
         with self.batch_update():
             self.query_one(HeaderBar).set_data(
-                source=self.chain.source,
+                source=self.source_label,
                 tip=self.chain.tip_height,
                 price=self.price.usd if self.price else None,
                 hashprice=d.hashprice.usd_per_ph_day,

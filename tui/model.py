@@ -107,3 +107,25 @@ class PriceSource(Protocol):
     async def fetch(self) -> PriceSnapshot: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RigReading:
+    """One poll of one rig.  Every text field came from the rig: untrusted, show it literally."""
+
+    rig_id: str  #: the configured (or discovered) name, unique on the site
+    host: str
+    port: int
+    time: float  #: when the reading was taken (unix seconds, the poller's clock)
+    ok: bool  #: False: the rig could not be read; ``error`` says why
+    error: str | None = None  #: one line, e.g. "connection refused", "timed out after 3 s"
+    model: str | None = None  #: as the rig reports it (stats/version "Type", Bitaxe ASICModel)
+    hashrate_ths: float | None = None  #: live hashrate (5 s / 1 m figure), TH/s
+    hashrate_avg_ths: float | None = None  #: average since boot, TH/s
+    power_w: float | None = None  #: as reported by the rig; None when the firmware has none
+    temps_c: tuple[float, ...] = ()  #: board/chip temperatures
+    fans_rpm: tuple[int, ...] = ()
+    pool: str | None = None  #: active pool URL
+    uptime_s: int | None = None
+    firmware: str | None = None  #: e.g. "antminer", "whatsminer", "braiins", "bitaxe"
+    hostname: str | None = None

@@ -27,7 +27,9 @@ from tui.model import Block, ChainSnapshot, HashratePoint, required_heights
 from tui.sources.base import (
     DEFAULT_TIMEOUT,
     HttpSource,
+    RateLimited,
     ShapeError,
+    SourceError,
     as_list,
     as_object,
     decode_json,
@@ -46,6 +48,8 @@ HASHRATE_PATH = "/api/v1/mining/hashrate/3m"
 PAGE_SIZE = 15
 #: Seconds between two fetches of the hashrate history.
 HISTORY_REFRESH_S = 3600.0
+#: Seconds before retrying a failed (non-404) history fetch.
+HISTORY_RETRY_S = 300.0
 #: Days of history kept (the model's contract: <= 90).
 HISTORY_DAYS = 90
 
@@ -173,7 +177,14 @@ class MempoolSource(HttpSource):
             self._evict(tip)
             self._tip = tip
         if self._history_at is None or self._now() - self._history_at >= HISTORY_REFRESH_S:
-            await self._fetch_history()
+            try:
+                await self._fetch_history()
+            except RateLimited:
+                raise
+            except SourceError:
+                # The history is optional: a broken mining endpoint must not make the chain
+                # panes stale.  Keep the last history and try again in a few minutes.
+                self._history_at = self._now() - HISTORY_REFRESH_S + HISTORY_RETRY_S
         blocks = tuple(self._cache[h].block for h in required_heights(tip))
         return ChainSnapshot(
             source=self.label,
