@@ -76,7 +76,7 @@ async def test_demo_source_down_then_back() -> None:
             await pilot.pause(0.02)
         await pilot.pause()
         sub = app.query_one(RetargetPane).border_subtitle
-        assert "STALE" in sub and "connection refused" in sub and "45s ago" in sub
+        assert "STALE <1m ago" in sub and "connection refused" in sub
         assert "416 blocks" in rendered(app, RetargetPane)  # the last good data stays
         # Faults on the wire: malformed and truncated JSON are errors, not crashes.
         await sim.mempool_server.start()  # type: ignore[attr-defined]

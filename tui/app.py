@@ -355,13 +355,46 @@ class MinertopApp(App[int]):
 
     # ------------------------------------------------------------------ shutdown
     def _install_hangup_guards(self) -> None:
-        """Exit cleanly when the terminal goes away (SSH drop): SIGHUP, or a dead tty."""
+        """Exit cleanly when the terminal goes away (SSH drop): SIGHUP, or a dead tty.
+
+        SIGHUP is not always delivered (masked by a supervisor, or the pty is not our
+        controlling terminal), and meanwhile Textual's input thread busy-loops on the dead
+        stdin, so a thread also waits for the tty's hang-up and ends the app at once.
+        """
+        import select
+
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         fd = _tty_fd()
-        if fd is not None:
-            self.set_interval(1.0, lambda: _tty_alive(fd) or self._on_hangup(), name="tty-guard")
+        if fd is None:
+            return
+
+        def guard() -> None:
+            # poll() reports POLLHUP/POLLERR/POLLNVAL even with no events asked for, so this
+            # sleeps until the hang-up; the 1 s timeout re-checks the tty (and our exit) anyway.
+            poller = select.poll() if hasattr(select, "poll") else None
+            if poller is not None:
+                poller.register(fd, 0)
+            while not (self._exit_requested() or loop.is_closed()):
+                flagged = False
+                if poller is None:
+                    time.sleep(1.0)
+                else:
+                    try:
+                        flagged = bool(poller.poll(1000))
+                    except OSError:
+                        flagged = True
+                if self._exit_requested() or loop.is_closed():
+                    return
+                if not _tty_alive(fd):
+                    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                        loop.call_soon_threadsafe(self._on_hangup)
+                    return
+                if flagged:
+                    time.sleep(1.0)  # flagged, yet the tty still answers: don't busy-loop
+
+        threading.Thread(target=guard, name="minertop-tty-guard", daemon=True).start()
 
     def _on_hangup(self) -> None:
         if self._hangup:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
-
-from tui.dashboard import fmt_duration
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_FULL, BAR_EMPTY = "█", "░"
@@ -29,7 +28,7 @@ class SourceStatus:
 
     def label(self) -> str:
         age = self.age_s
-        age_txt = "no data" if age is None else f"{fmt_duration(age)} ago"
+        age_txt = "no data" if age is None else fmt_age(age)
         if self.error:
             return f"✗ STALE {age_txt} · {self.error}"
         if self.paused:
@@ -37,6 +36,19 @@ class SourceStatus:
         if age is None:
             return "connecting…" if self.polling else "waiting…"
         return age_txt
+
+
+def fmt_age(age_s: float) -> str:
+    """Minute resolution, so a border that shows it is repainted at most once a minute."""
+    if age_s < 60:
+        return "<1m ago"
+    m = int(age_s // 60)
+    if m < 60:
+        return f"{m}m ago"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h{m:02d}m ago"
+    return f"{h // 24}d {h % 24}h ago"
 
 
 def sparkline(values: list[float], width: int) -> str:
@@ -90,14 +102,46 @@ class Pane(Widget):
         super().__init__(id=id)
         self.border_title = self.TITLE
         self._status: SourceStatus | None = None
+        self._body: Text | None = None
+        self._body_width = -1
+        self.lines_repainted = 0  #: for tests: how many content lines were redrawn
 
     def set_status(self, status: SourceStatus) -> None:
         self._status = status
-        self.border_subtitle = status.label()
-        self.set_class(bool(status.error), "-error")
+        # Assign only on change: each assignment repaints the pane (and class changes restyle
+        # the whole screen), which on a slow SSH link costs kilobytes per second.
+        label = status.label()
+        if label != self.border_subtitle:
+            self.border_subtitle = label
+        if bool(status.error) != self.has_class("-error"):
+            self.set_class(bool(status.error), "-error")
 
     def body(self, width: int) -> Text:  # pragma: no cover - overridden
         return Text("")
 
+    def redraw(self) -> None:
+        """Re-render the body and repaint only the lines that changed (bytes on a slow link)."""
+        width = self.content_size.width
+        old = self._body
+        if width <= 0 or old is None or self._body_width != width:
+            self._body = None
+            self.refresh()
+            return
+        new = self.body(width)
+        self._body = new
+        old_lines, new_lines = old.split("\n"), new.split("\n")
+        if len(old_lines) != len(new_lines):
+            self.lines_repainted += len(new_lines)
+            self.refresh()
+            return
+        for y, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)):
+            if a != b:
+                self.lines_repainted += 1
+                self.refresh(Region(0, y, width, 1))
+
     def render(self) -> Text:
-        return self.body(max(1, self.content_size.width))
+        width = max(1, self.content_size.width)
+        if self._body is None or self._body_width != width:
+            self._body = self.body(width)
+            self._body_width = width
+        return self._body

@@ -37,8 +37,12 @@ class BlocksPane(Pane):
         self.snap: ChainSnapshot | None = None
 
     def show(self, snap: ChainSnapshot) -> None:
+        old = self.snap
         self.snap = snap
-        self.refresh()
+        same = old is not None and old.tip_height == snap.tip_height and (
+            old.blocks[-60:] == snap.blocks[-60:])
+        if not same:
+            self.refresh()
 
     def render(self) -> Table | Text:  # type: ignore[override]
         s = self.snap

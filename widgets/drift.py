@@ -22,13 +22,13 @@ class DriftPane(Pane):
     def show(self, view: DriftView) -> None:
         self.view = view
         self.since_s = view.since_last_block_s
-        self.refresh()
+        self.redraw()
 
     def tick(self, elapsed_since_view: float) -> None:
         """Advance the 'last block' clock without recomputing anything."""
         if self.view is not None:
             self.since_s = self.view.since_last_block_s + elapsed_since_view
-            self.refresh()
+            self.redraw()
 
     def body(self, width: int) -> Text:
         v = self.view

@@ -23,7 +23,7 @@ class HashratePane(Pane):
 
     def show(self, view: HashrateView) -> None:
         self.view = view
-        self.refresh()
+        self.redraw()
 
     def body(self, width: int) -> Text:
         v = self.view

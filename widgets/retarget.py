@@ -34,11 +34,11 @@ class RetargetPane(Pane):
         self.view = view
         if view is not None:
             self.now = view.now
-        self.refresh()
+        self.redraw()
 
     def tick(self, now: float) -> None:
         self.now = now
-        self.refresh()
+        self.redraw()
 
     def body(self, width: int) -> Text:
         v = self.view
