@@ -209,3 +209,25 @@ async def test_fits_small_and_large_terminals(size: tuple[int, int]) -> None:
             lines = str(w.render()).splitlines()
             assert len(lines) <= w.content_size.height, (pane, lines)
             assert all(len(line) <= w.content_size.width for line in lines), (pane, lines)
+
+
+async def test_slow_chain_source_does_not_freeze_the_screen() -> None:
+    class Hanging:
+        label = "hanging chain"
+
+        async def fetch(self):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(3600)
+
+        async def aclose(self) -> None:
+            pass
+
+    app = MinertopApp(SPEC, sources=(Hanging(), Scripted("p", [price()])))  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.price is not None)
+        assert app.pollers["chain"].polling  # still waiting on the chain...
+        await pilot.press("question_mark")  # ...yet keys work
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "$71,000" in text_of(app, HeaderBar)
+        assert "connecting" in app.query_one(DriftPane).border_subtitle

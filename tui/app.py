@@ -262,6 +262,10 @@ class MinertopApp(App[int]):
     # ------------------------------------------------------------------ views
     def _recompute(self) -> None:
         if self.chain is None:
+            # No chain yet (slow or down): what the other sources know is still shown.
+            self.query_one(HeaderBar).set_data(
+                source=self.source_label, tip=None,
+                price=self.price.usd if self.price else None, hashprice=None)
             self._update_statuses()
             return
         now = self.clock()
