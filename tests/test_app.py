@@ -231,3 +231,20 @@ async def test_slow_chain_source_does_not_freeze_the_screen() -> None:
         await pilot.pause()
         assert "$71,000" in text_of(app, HeaderBar)
         assert "connecting" in app.query_one(DriftPane).border_subtitle
+
+
+async def test_data_arriving_under_the_help_screen_updates_the_panes() -> None:
+    now = 1_769_000_000.0
+    app = make_app([squeeze_snapshot(now)])
+    app.backoff_overrides = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")  # help opens before any data arrived
+        assert isinstance(app.screen, HelpScreen)
+        await until(pilot, lambda: app.dashboard is not None and app.price is not None)
+        app._tick()
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "416 blocks" in text_of(app, RetargetPane)
+        assert "$71,000" in text_of(app, HeaderBar)

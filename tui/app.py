@@ -158,8 +158,13 @@ class MinertopApp(App[int]):
         return lambda: self.run_action(action)
 
     @property
+    def main(self) -> Screen:
+        """The dashboard screen, even while a help or detail screen is on top of it."""
+        return self.screen_stack[0]
+
+    @property
     def panes(self) -> list[Pane]:
-        return list(self.query(Pane))
+        return list(self.main.query(Pane))
 
     async def on_mount(self) -> None:
         self._install_hangup_guards()
@@ -192,7 +197,7 @@ class MinertopApp(App[int]):
         }
         self.source_label = (f"demo (simulated, via {spec.kind} API)" if spec.demo
                              else chain_src.label)
-        self.query_one(HeaderBar).set_data(source=self.source_label, tip=None, price=None,
+        self.main.query_one(HeaderBar).set_data(source=self.source_label, tip=None, price=None,
                                            hashprice=None)
         for p in self.pollers.values():
             self._start_poll(p)
@@ -260,10 +265,17 @@ class MinertopApp(App[int]):
         self._update_statuses()
 
     # ------------------------------------------------------------------ views
+    def _views_ready(self) -> bool:
+        """False while the app is starting up or shutting down (no panes to draw on)."""
+        return (not self._exit_requested() and bool(self.screen_stack)
+                and bool(self.main.query(HeaderBar)))
+
     def _recompute(self) -> None:
+        if not self._views_ready():
+            return
         if self.chain is None:
             # No chain yet (slow or down): what the other sources know is still shown.
-            self.query_one(HeaderBar).set_data(
+            self.main.query_one(HeaderBar).set_data(
                 source=self.source_label, tip=None,
                 price=self.price.usd if self.price else None, hashprice=None)
             self._update_statuses()
@@ -273,16 +285,16 @@ class MinertopApp(App[int]):
         d = compute(self.chain, self.price, now)
         self.dashboard = d
         with self.batch_update():
-            self.query_one(HeaderBar).set_data(
+            self.main.query_one(HeaderBar).set_data(
                 source=self.source_label,
                 tip=self.chain.tip_height,
                 price=self.price.usd if self.price else None,
                 hashprice=d.hashprice.usd_per_ph_day,
             )
-            self.query_one(HashratePane).show(d.hashrate)
-            self.query_one(DriftPane).show(d.drift)
-            self.query_one(RetargetPane).show(d.retarget)
-            self.query_one(BlocksPane).show(self.chain)
+            self.main.query_one(HashratePane).show(d.hashrate)
+            self.main.query_one(DriftPane).show(d.drift)
+            self.main.query_one(RetargetPane).show(d.retarget)
+            self.main.query_one(BlocksPane).show(self.chain)
             self._update_statuses()
 
     def _status(self, name: str, now: float) -> SourceStatus:
@@ -292,15 +304,17 @@ class MinertopApp(App[int]):
         return SourceStatus(p.fetched_at, p.error, now, polling=p.polling, paused=self.paused)
 
     def _update_statuses(self) -> None:
+        if not self._views_ready():
+            return
         now = self.clock()
         chain = self._status("chain", now)
         statuses = {"chain": chain, "price": self._status("price", now)}
-        self.query_one(HeaderBar).set_statuses(statuses, now, self.paused)
+        self.main.query_one(HeaderBar).set_statuses(statuses, now, self.paused)
         for pane in self.panes:
             pane.set_status(chain)
 
     def _tick(self) -> None:
-        if self.paused or self._hangup:
+        if self.paused or not self._views_ready():
             return
         now = self.clock()
         if self.chain is not None and now - self._computed_at >= RECOMPUTE_EVERY_S:
@@ -308,8 +322,8 @@ class MinertopApp(App[int]):
             return
         with self.batch_update():
             if self.dashboard is not None:
-                self.query_one(DriftPane).tick(now - self._computed_at)
-                self.query_one(RetargetPane).tick(now)
+                self.main.query_one(DriftPane).tick(now - self._computed_at)
+                self.main.query_one(RetargetPane).tick(now)
             self._update_statuses()
 
     # ------------------------------------------------------------------ actions
