@@ -21,13 +21,20 @@ def demo_app(via: str = "mempool", clock: FakeClock | None = None) -> MinertopAp
     spec = SourceSpec(kind=via, url="http://127.0.0.1:0", demo=True)
     app = MinertopApp(spec, clock=clock or FakeClock(START))
     app.backoff_overrides = {"min_delay": 0.05, "max_delay": 0.05}
+    app.poll_overrides = {"timeout_s": 0.3}  # the demo's hanging rig costs one deadline
     return app
 
 
 async def loaded(pilot, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
     app = pilot.app
     deadline = time.monotonic() + timeout
-    while app.dashboard is None or app.price is None:
+    def complete() -> bool:
+        fleet = app.fleet
+        return (app.dashboard is not None and app.price is not None and fleet is not None
+                and len(fleet) == 48 and app.site_view is not None
+                and app.site_view.totals.margin_usd_day is not None)
+
+    while not complete():
         if time.monotonic() > deadline:
             raise AssertionError("demo never showed data")
         await pilot.pause(0.02)
@@ -96,3 +103,63 @@ def test_snapshot(size: tuple[int, int], snap_compare) -> None:  # type: ignore[
 def test_snapshot_no_color(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=loaded)
+
+
+async def test_demo_site_margins_and_rig_keys() -> None:
+    from widgets.rig_detail import RigDetailScreen
+    from widgets.rigs import RigsPane
+
+    app = demo_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        view = app.site_view
+        assert view is not None and len(view.rows) == 48
+        by_model: dict[str, list] = {}
+        for r in view.rows:
+            by_model.setdefault(r.model, []).append(r)
+        # At $0.06/kWh the old rigs lose money, the S19 XP is near break-even and turns
+        # positive after the projected retarget, the S21 generation earns.
+        assert all(r.margin < 0 for r in by_model["S9"] if r.margin is not None)
+        xp = [r for r in by_model["S19 XP"] if r.margin is not None]
+        assert xp and all(abs(r.margin) < 0.5 and r.margin_after > 0 for r in xp)
+        assert all(r.margin > 0 for m in ("S21", "S21 XP") for r in by_model[m]
+                   if r.margin is not None)
+        statuses = {r.name: r.status for r in view.rows}
+        assert statuses["a-02"] == "offline" and statuses["a-08"] == "offline"
+        assert sum(1 for s in statuses.values() if s == "ok") == 46
+        assert any(r.power_estimated for r in view.rows)  # stock Antminers report no power
+        bitaxe = [r for r in view.rows if r.model == "Bitaxe Gamma"]
+        assert len(bitaxe) == 1 and bitaxe[0].power_estimated is False
+        pane = app.query_one(RigsPane)
+        assert "48 rigs" in str(pane.border_title) and "2 ✗" in str(pane.border_title)
+        # The down rigs are listed first.
+        t = pane.table
+        assert {str(t.get_row_at(0)[0]), str(t.get_row_at(1)[0])} == {"a-02", "a-08"}
+
+        await pilot.press("4")
+        assert app.focused is pane.table
+        await pilot.press("slash")
+        for ch in "xp":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        assert pane.filter_text == "xp"
+        assert 0 < t.row_count < 48
+        assert all("XP" in str(t.get_row_at(i)[1]) for i in range(t.row_count))
+        await pilot.press("escape")
+        assert pane.filter_text == "" and t.row_count == 48
+
+        sort0 = pane.sort_column
+        await pilot.press("s")
+        assert pane.sort_column != sort0
+        await pilot.press("less_than_sign")
+        assert pane.sort_column == sort0
+        await pilot.press("i")
+        assert pane.sort_reverse
+
+        await pilot.press("4", "enter")
+        assert isinstance(app.screen, RigDetailScreen)
+        rig_id = app.screen.rig_id
+        await pilot.pause()
+        assert rig_id in {r.rig_id for r in view.rows}
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RigDetailScreen)

@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 from rich.table import Table
 from textual import on
@@ -26,20 +26,29 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from tui.catalog import Catalog
 from tui.cli import SourceSpec, demo_spec, make_sources
 from tui.commands import COMMANDS
+from tui.config import SiteConfig
 from tui.dashboard import Dashboard, compute
+from tui.history import RigHistory, Sample
 from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource
+from tui.site import RigInput, SiteView, compute_site
 from tui.sources.base import SourceError
+from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
+from tui.sources.rigs import RigFleet
 from widgets.base import Pane, SourceStatus
 from widgets.blocks import BlocksPane
 from widgets.drift import DriftPane
 from widgets.hashrate import HashratePane
 from widgets.header import HeaderBar
 from widgets.retarget import RetargetPane
+from widgets.rig_detail import RigDetailScreen
+from widgets.rigs import RigsPane, RigTable
 
 #: How often the projection is recomputed between polls (it depends on the clock).
 RECOMPUTE_EVERY_S = 30.0
@@ -54,6 +63,12 @@ class ChainUpdated(Message):
 
 class PriceUpdated(Message):
     def __init__(self, snap: PriceSnapshot) -> None:
+        super().__init__()
+        self.snap = snap
+
+
+class RigsUpdated(Message):
+    def __init__(self, snap: RigsSnapshot) -> None:
         super().__init__()
         self.snap = snap
 
@@ -131,13 +146,21 @@ class MinertopApp(App[int]):
         self.price: PriceSnapshot | None = None
         self.dashboard: Dashboard | None = None
         self.paused = False
-        self.sim: object | None = None
+        self.sim: Any = None
         self._computed_at = 0.0
         self._startup_error: str | None = None
         self._hangup = False
         self.source_label = "—"
+        self.site: SiteConfig | None = spec.site
+        self.rig_sim: Any = None
+        self.fleet: RigFleet | None = None
+        self.rig_history: dict[str, RigHistory] = {}
+        self.site_view: SiteView | None = None
+        self._catalog: Catalog | None = None
         #: keyword arguments for each source's Backoff (tests shorten the delays)
         self.backoff_overrides: dict[str, float] = {}
+        #: PollConfig fields to override for the rigs (tests shorten the deadline)
+        self.poll_overrides: dict[str, float] = {}
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -146,7 +169,10 @@ class MinertopApp(App[int]):
             yield HashratePane()
             yield DriftPane()
             yield RetargetPane()
-        yield BlocksPane()
+        if self.has_site:
+            yield RigsPane()
+        else:
+            yield BlocksPane()
         yield Footer()
 
     def get_system_commands(self, screen: Screen) -> list[SystemCommand]:  # type: ignore[override]
@@ -163,8 +189,17 @@ class MinertopApp(App[int]):
         return self.screen_stack[0]
 
     @property
+    def has_site(self) -> bool:
+        return self.spec.demo or self.spec.site is not None
+
+    @property
     def panes(self) -> list[Pane]:
         return list(self.main.query(Pane))
+
+    @property
+    def rigs_pane(self) -> RigsPane | None:
+        found = self.main.query(RigsPane)
+        return found.first() if found else None
 
     async def on_mount(self) -> None:
         self._install_hangup_guards()
@@ -187,7 +222,7 @@ class MinertopApp(App[int]):
                     self.notify(self._startup_error, severity="error", timeout=30)
                     return
                 sim = self.sim
-                spec = demo_spec(spec, sim.mempool_url, sim.rpc_url, sim.cookie_path)  # type: ignore[attr-defined]
+                spec = demo_spec(spec, sim.mempool_url, sim.rpc_url, sim.cookie_path)
             chain_src, price_src = make_sources(spec, clock=self.clock)
         self.pollers = {
             "chain": Poller("chain", chain_src, spec.chain_interval,
@@ -199,9 +234,35 @@ class MinertopApp(App[int]):
                              else chain_src.label)
         self.main.query_one(HeaderBar).set_data(source=self.source_label, tip=None, price=None,
                                            hashprice=None)
+        if self.has_site and self._given_sources is None:
+            await self._start_rigs()
         for p in self.pollers.values():
             self._start_poll(p)
         self._tick()
+
+    async def _start_rigs(self) -> None:
+        site = self.site
+        if self.spec.demo:
+            from tui.sources.fleet import start_demo_site
+
+            try:
+                self.rig_sim, site = await start_demo_site(self.spec.demo_seed, self.clock)
+            except Exception as e:
+                self.notify(f"demo rigs failed to start: {e}", severity="error", timeout=30)
+                return
+            self.site = site
+        if site is None:
+            return
+        if self.poll_overrides:
+            site = replace(site, poll=replace(site.poll, **self.poll_overrides))
+            self.site = site
+        self._catalog = site.catalog()
+        self.fleet = RigFleet(site.poll.interval_s)
+        source = RigSource(site, clock=self.clock)
+        source.on_partial = lambda snap: self.post_message(RigsUpdated(snap))
+        self.pollers["rigs"] = Poller("rigs", source,
+                                      site.poll.interval_s,
+                                      Backoff(site.poll.interval_s, **self.backoff_overrides))
 
     # ------------------------------------------------------------------ polling
     def _start_poll(self, p: Poller) -> None:
@@ -233,6 +294,8 @@ class MinertopApp(App[int]):
             p.fetched_at = self.clock()
             if isinstance(snap, ChainSnapshot):
                 self.post_message(ChainUpdated(snap))
+            elif isinstance(snap, RigsSnapshot):
+                self.post_message(RigsUpdated(snap))
             else:
                 self.post_message(PriceUpdated(snap))
         p.polls += 1
@@ -254,6 +317,17 @@ class MinertopApp(App[int]):
         self.pollers["price"].error = None
         self.price = msg.snap
         self._recompute()
+
+    @on(RigsUpdated)
+    def _on_rigs(self, msg: RigsUpdated) -> None:
+        if self.fleet is None:
+            return
+        self.fleet.update(msg.snap.readings)
+        for r in msg.snap.readings:
+            hist = self.rig_history.setdefault(r.rig_id, RigHistory())
+            if not r.ok:
+                hist.error(r.time, r.error or "unknown error")
+        self._recompute_site(record=msg.snap.complete)
 
     @on(SourceFailed)
     def _on_failed(self, msg: SourceFailed) -> None:
@@ -294,8 +368,57 @@ class MinertopApp(App[int]):
             self.main.query_one(HashratePane).show(d.hashrate)
             self.main.query_one(DriftPane).show(d.drift)
             self.main.query_one(RetargetPane).show(d.retarget)
-            self.main.query_one(BlocksPane).show(self.chain)
+            blocks = self.main.query(BlocksPane)
+            if blocks:
+                blocks.first().show(self.chain)
+            self._recompute_site()
             self._update_statuses()
+
+    def _recompute_site(self, record: bool = False) -> None:
+        """Rig rows and site totals from the fleet and the network's numbers."""
+        if self.fleet is None or self.site is None or self._catalog is None:
+            return
+        if not self._views_ready():
+            return
+        now = self.clock()
+        fleet = self.fleet
+        configured = {r.name: r for r in self.site.rigs}
+        poller = self.pollers.get("rigs")
+        targets = poller.source.poller.targets if poller else ()  # type: ignore[union-attr]
+        inputs = []
+        for t in targets:
+            status, reason = fleet.status(t.rig_id, now)
+            inputs.append(RigInput(
+                rig_id=t.rig_id, host=t.host, port=int(t.port or 0),
+                config=configured.get(t.rig_id), reading=fleet.last_good(t.rig_id),
+                status=status, reason=reason, age_s=fleet.age(t.rig_id, now)))
+        d = self.dashboard
+        view = compute_site(
+            inputs, site=self.site, catalog=self._catalog,
+            hashprice=d.hashprice if d else None,
+            price_usd=self.price.usd if self.price else None,
+            retarget_change_pct=(d.retarget.projection.difficulty_change
+                                 if d and d.retarget else None))
+        self.site_view = view
+        if record:
+            for row in view.rows:
+                rd = fleet.last_good(row.rig_id)
+                if rd is None or row.status != "ok":
+                    continue
+                fans = rd.fans_rpm
+                self.rig_history.setdefault(row.rig_id, RigHistory()).add(Sample(
+                    time=rd.time, hashrate_ths=row.hashrate_ths, power_w=row.power_w,
+                    temp_c=row.temp_max, fan_rpm=sum(fans) / len(fans) if fans else None,
+                    margin_usd_day=row.margin))
+        pane = self.rigs_pane
+        if pane is not None and not self.paused:
+            pane.show(view.rows, view.title(self.size.width))
+        top = self.screen
+        if isinstance(top, RigDetailScreen):
+            row = next((r for r in view.rows if r.rig_id == top.rig_id), None)
+            if row is not None:
+                top.refresh_detail(row, self.rig_history.setdefault(row.rig_id, RigHistory()),
+                                   now)
 
     def _status(self, name: str, now: float) -> SourceStatus:
         p = self.pollers.get(name)
@@ -350,10 +473,60 @@ class MinertopApp(App[int]):
             self._recompute()
         self._update_statuses()
 
+    def _focus_targets(self) -> list[Widget]:
+        targets: list[Widget] = [self.main.query_one(t) for t in
+                                 (HashratePane, DriftPane, RetargetPane)]
+        rigs = self.rigs_pane
+        targets.append(rigs.table if rigs is not None else self.main.query_one(BlocksPane))
+        return targets
+
     def action_pane(self, n: int) -> None:
-        panes = self.panes
-        if 1 <= n <= len(panes):
-            panes[n - 1].focus()
+        targets = self._focus_targets()
+        if 1 <= n <= len(targets):
+            targets[n - 1].focus()
+
+    def action_filter(self) -> None:
+        pane = self.rigs_pane
+        if pane is None:
+            self.notify("no rigs configured: see 'minertop init-config'", timeout=4)
+            return
+        pane.start_filter()
+
+    def action_sort_next(self) -> None:
+        if (pane := self.rigs_pane) is not None:
+            pane.cycle_sort(+1)
+
+    def action_sort_prev(self) -> None:
+        if (pane := self.rigs_pane) is not None:
+            pane.cycle_sort(-1)
+
+    def action_sort_invert(self) -> None:
+        if (pane := self.rigs_pane) is not None:
+            pane.reverse_sort()
+
+    def action_details(self) -> None:
+        pane = self.rigs_pane
+        if pane is not None and pane.table.row_count:
+            key = pane.table.coordinate_to_cell_key(pane.table.cursor_coordinate).row_key
+            if key.value is not None:
+                self.open_rig(key.value)
+
+    def action_back(self) -> None:
+        pane = self.rigs_pane
+        if pane is not None and (pane.filter_text or pane.has_class("-filtering")):
+            pane.clear_filter()
+
+    @on(RigTable.Open)
+    def _open_from_table(self, msg: RigTable.Open) -> None:
+        self.open_rig(msg.rig_id)
+
+    def open_rig(self, rig_id: str) -> None:
+        view = self.site_view
+        row = next((r for r in view.rows if r.rig_id == rig_id), None) if view else None
+        if row is None:
+            return
+        self.push_screen(RigDetailScreen(
+            rig_id, row, self.rig_history.setdefault(rig_id, RigHistory()), self.clock()))
 
     def _scale_intervals(self, factor: float) -> None:
         for p in self.pollers.values():
@@ -431,10 +604,12 @@ class MinertopApp(App[int]):
         for p in self.pollers.values():
             with contextlib.suppress(Exception):
                 await p.source.aclose()
-        if self.sim is not None:
-            with contextlib.suppress(Exception):
-                await self.sim.stop()  # type: ignore[attr-defined]
-            self.sim = None
+        for attr in ("sim", "rig_sim"):
+            sim = getattr(self, attr)
+            if sim is not None:
+                with contextlib.suppress(Exception):
+                    await sim.stop()
+                setattr(self, attr, None)
 
 
 def _tty_fd() -> int | None:

@@ -14,11 +14,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from tui import __version__
+from tui.config import (
+    ConfigError,
+    SiteConfig,
+    default_config_path,
+    load_config,
+    write_example_config,
+)
 from tui.model import ChainSource, PriceSource
+
+if TYPE_CHECKING:
+    from tui.dashboard import Dashboard
+    from tui.site import SiteView
 
 DEFAULT_MEMPOOL = "https://mempool.space"
 DEFAULT_PASSWORD_ENV = "MINERTOP_RPC_PASSWORD"
@@ -49,6 +60,7 @@ class SourceSpec:
     demo_scenario: str = "jan2026"
     chain_interval: float = 30.0
     price_interval: float = 60.0
+    site: SiteConfig | None = None  #: the rigs to poll (None: no site configured)
 
     @property
     def label(self) -> str:
@@ -115,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between chain polls (default 30)")
     p.add_argument("--price-interval", type=_positive("interval"), default=60.0, metavar="S",
                    help="seconds between price polls (default 60)")
+    p.add_argument("--config", metavar="PATH", type=Path,
+                   help="site config (default $XDG_CONFIG_HOME/minertop/config.toml; "
+                   "'minertop init-config' writes an example)")
     p.add_argument("--once", action="store_true", help="fetch once, print the numbers, exit")
     p.add_argument("--json", action="store_true", help="with --once: print JSON")
     p.add_argument("--version", action="version", version=f"minertop {__version__}")
@@ -125,7 +140,14 @@ def resolve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> 
     env = os.environ if environ is None else environ
     if args.json and not args.once:
         raise UsageError("--json needs --once")
+    site = None
+    if not args.demo:
+        try:
+            site = load_config(args.config, environ=env)
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
     common = dict(
+        site=site,
         fixed_price=args.price,
         chain_interval=args.chain_interval,
         price_interval=args.price_interval,
@@ -214,15 +236,24 @@ async def _once(spec: SourceSpec, as_json: bool) -> int:
         except SourceError as e:
             price_error = str(e)
         d = compute(snap, price, time.time())
+        view = await _once_site(spec, d) if (spec.site or spec.demo) else None
         if as_json:
             doc = to_json(d)
             if price_error:
                 doc["price_error"] = price_error
+            if view is not None:
+                from tui.site import site_json
+
+                doc["site"], doc["rigs"] = site_json(view)
             print(json.dumps(doc, indent=2, ensure_ascii=False))
         else:
             print(to_text(d))
             if price_error:
                 print(f"price       unavailable: {price_error}")
+            if view is not None:
+                from tui.site import site_text
+
+                print(site_text(view))
         return 0
     finally:
         await chain_src.aclose()
@@ -231,12 +262,74 @@ async def _once(spec: SourceSpec, as_json: bool) -> int:
             await sim.stop()
 
 
+async def _once_site(spec: SourceSpec, d: Dashboard) -> SiteView | None:
+    """Poll every rig once and price it against the network's numbers."""
+    from tui.site import RigInput, compute_site
+    from tui.sources.fleet import RigSource, start_demo_site
+    from tui.sources.rigs import RigFleet
+
+    site = spec.site
+    rig_sim = None
+    if spec.demo:
+        rig_sim, site = await start_demo_site(spec.demo_seed)
+    assert site is not None
+    source = RigSource(site)
+    try:
+        snap = await source.fetch()
+    finally:
+        await source.aclose()
+        if rig_sim is not None:
+            await rig_sim.stop()  # type: ignore[attr-defined]
+    fleet = RigFleet(site.poll.interval_s)
+    fleet.update(snap.readings)
+    now = time.time()
+    configured = {r.name: r for r in site.rigs}
+    inputs = []
+    for t in source.poller.targets:
+        status, reason = fleet.status(t.rig_id, now)
+        inputs.append(RigInput(rig_id=t.rig_id, host=t.host, port=int(t.port or 0),
+                               config=configured.get(t.rig_id),
+                               reading=fleet.last_good(t.rig_id), status=status,
+                               reason=reason, age_s=fleet.age(t.rig_id, now)))
+    rt = d.retarget
+    return compute_site(inputs, site=site, catalog=site.catalog(), hashprice=d.hashprice,
+                        price_usd=d.price.usd if d.price else None,
+                        retarget_change_pct=rt.projection.difficulty_change if rt else None)
+
+
+def init_config(argv: list[str]) -> int:
+    """``minertop init-config [PATH] [--force]``: write a commented example config."""
+    p = _Parser(prog="minertop init-config", allow_abbrev=False,
+                description="Write a commented example site config.")
+    p.add_argument("path", nargs="?", type=Path, help="where to write it (default: the XDG "
+                   "location, $XDG_CONFIG_HOME/minertop/config.toml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    try:
+        args = p.parse_args(argv)
+    except UsageError as e:
+        print(f"minertop: error: {e}", file=sys.stderr)
+        return 2
+    path = args.path or default_config_path()
+    try:
+        written = write_example_config(path, force=args.force)
+    except FileExistsError as e:
+        print(f"minertop: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"minertop: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"wrote {written}; edit it, then run: minertop --config {written}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sim"]:
         from tui.sim import run_sim_cli
 
         return run_sim_cli(argv[1:])
+    if argv[:1] == ["init-config"]:
+        return init_config(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         spec = resolve(args)

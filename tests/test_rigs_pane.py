@@ -1,0 +1,143 @@
+"""The rigs pane on its own: keyed rows, changed cells only, sort, filter, untrusted text."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual.app import App, ComposeResult
+
+from tui.site import RigRow
+from widgets.rigs import COLUMNS, RigsPane, RigTable, columns_for, matches
+
+
+def row(rig_id: str, margin: float | None, status: str = "ok", model: str = "S19j Pro",
+        ths: float | None = 100.0) -> RigRow:
+    return RigRow(
+        rig_id=rig_id, name=rig_id, host="127.0.1.1:4028", model=model, status=status,
+        reason=None if status == "ok" else "connection refused", hashrate_ths=ths,
+        power_w=3000.0, power_estimated=False, j_per_th=30.0, revenue=3.0, cost=4.0,
+        margin=margin, margin_after=None if margin is None else margin + 0.5,
+        breakeven_kwh=0.04, shutdown_price=90_000.0, temp_max=70.0, age_s=1.0, pool=None,
+        economics=None)
+
+
+class PaneApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield RigsPane()
+
+
+def order(pane: RigsPane) -> list[str]:
+    t = pane.table
+    return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+
+
+async def test_rows_keyed_by_rig_and_only_changed_cells_repainted() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        rows = [row("a-01", -1.0), row("a-02", 2.0), row("a-03", None, "offline", ths=None)]
+        pane.show(rows, "Rigs · test")
+        await pilot.pause()
+        assert pane.table.row_count == 3
+        assert pane.repaints == 0
+        # One rig's margin changes: exactly its margin and after-RT cells are repainted.
+        rows[1] = replace(rows[1], margin=2.5, margin_after=3.0)
+        pane.show(rows, "Rigs · test")
+        assert pane.repaints == 2
+        pane.show(rows, "Rigs · test")
+        assert pane.repaints == 2  # nothing changed, nothing repainted
+        # A rig disappears, another appears.
+        pane.show([rows[0], row("a-04", 0.1)], "Rigs · test")
+        await pilot.pause()
+        assert sorted(order(pane)) == ["a-01", "a-04"]
+
+
+async def test_default_order_puts_down_rigs_first_then_worst_margin() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("ok-good", 3.0), row("ok-bad", -2.0), row("dead", None, "offline"),
+                   row("weird", None, "error")], "t")
+        await pilot.pause()
+        assert order(pane) == ["weird", "dead", "ok-bad", "ok-good"]
+
+
+async def test_sort_cycle_reverse_and_header_click() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("b", 1.0), row("a", 3.0), row("c", -1.0)], "t")
+        await pilot.pause()
+        pane.sort_by("name")
+        assert order(pane) == ["a", "b", "c"]
+        pane.reverse_sort()
+        assert order(pane) == ["c", "b", "a"]
+        assert "▼" in str(pane.border_subtitle)
+        pane.sort_by("margin", reverse=False)
+        assert order(pane) == ["c", "b", "a"]
+        keys = [c.key for c in pane.columns]
+        pane.cycle_sort(+1)
+        assert pane.sort_column == keys[keys.index("margin") + 1]
+        pane.cycle_sort(-1)
+        assert pane.sort_column == "margin"
+        # A changed value in the sort column re-sorts.
+        pane.show([row("b", 1.0), row("a", -5.0), row("c", -1.0)], "t")
+        assert order(pane) == ["a", "c", "b"]
+
+
+async def test_filter_by_name_model_status() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("a-01", 1.0, model="S21"), row("a-02", 1.0, model="S9"),
+                   row("b-01", None, "offline")], "t")
+        await pilot.pause()
+        pane.set_filter("s21")
+        assert order(pane) == ["a-01"]
+        pane.set_filter("OFFLINE")
+        assert order(pane) == ["b-01"]
+        pane.set_filter("a-")
+        assert sorted(order(pane)) == ["a-01", "a-02"]
+        assert "2/3" in str(pane.border_subtitle)
+        pane.clear_filter()
+        assert pane.table.row_count == 3
+        assert matches(row("x", 1.0), "") and not matches(row("x", 1.0), "zzz")
+
+
+async def test_untrusted_rig_text_is_shown_literally() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        evil = "[bold red]x[/]\x1b[2J"
+        pane.show([replace(row("r1", 1.0), name=evil, model=evil)], "t")
+        await pilot.pause()
+        cells = pane.table.get_row_at(0)
+        assert str(cells[0]).startswith("[bold red]x[/]\\x1b[2J")
+        assert "\x1b" not in str(cells[1])
+
+
+def test_columns_fit_the_width() -> None:
+    for width in (76, 118, 198):
+        cols = columns_for(width)
+        used = sum(c.width + 2 for c in cols)
+        assert used <= width or all(c.priority == 0 for c in cols), width
+        assert {"name", "ths", "margin", "status"} <= {c.key for c in cols}
+    assert len(columns_for(400)) == len(COLUMNS)
+    assert len(columns_for(76)) < len(columns_for(118)) < len(COLUMNS)
+
+
+async def test_enter_posts_open_for_the_cursor_row() -> None:
+    opened: list[str] = []
+
+    class OpenApp(PaneApp):
+        def on_rig_table_open(self, msg: RigTable.Open) -> None:
+            opened.append(msg.rig_id)
+
+    app = OpenApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("a", 1.0), row("b", 2.0)], "t")
+        await pilot.pause()
+        pane.table.focus()
+        await pilot.press("down", "enter")
+        assert opened == [order(pane)[1]]

@@ -1,0 +1,1033 @@
+"""The site configuration: a TOML file, validated completely before anything starts.
+
+Location: ``$XDG_CONFIG_HOME/minertop/config.toml`` (default ``~/.config/minertop/config.toml``)
+or an explicit path.  :func:`load_config` either returns a fully valid :class:`SiteConfig` or
+raises :class:`ConfigError`, whose message names the file, the line, the key and what was
+expected, e.g.::
+
+    ~/.config/minertop/config.toml:14: rigs[2].port: expected an integer 1–65535, got "abc"
+
+``rigs[N]`` / ``scans[N]`` count from 0 in file order.  All problems found are reported (one a
+line), not just the first.  No Textual here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import ipaddress
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tui.catalog import Catalog, ModelSpec, normalise
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+RigKind = Literal["cgminer", "bitaxe"]
+KINDS: tuple[str, ...] = ("cgminer", "bitaxe")
+#: Default port per kind: the cgminer-style API on TCP 4028, ESP-Miner's HTTP API on 80.
+DEFAULT_PORTS: dict[str, int] = {"cgminer": 4028, "bitaxe": 80}
+#: Largest scan range accepted (a /16 of IPv4): a typo must not scan someone else's network.
+MAX_SCAN_ADDRESSES = 2**16
+#: Top-level tables kept raw for later features.
+EXTRA_TABLES = ("alerts", "keys")
+MAX_ERRORS = 20
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    name: str
+    host: str
+    port: int = 4028  #: the loader defaults it by kind (cgminer 4028, bitaxe 80)
+    kind: RigKind = "cgminer"
+    model: str | None = None  #: overrides the model the rig reports (for the spec lookup)
+    power_w: float | None = None  #: configured power; used when the rig reports none
+    electricity_usd_kwh: float | None = None  #: None: the site's price
+    overhead_usd_day: float | None = None  #: None: the site's per-rig overhead
+    hashrate_ths: float | None = None  #: nominal hashrate override
+
+
+@dataclass(frozen=True)
+class ScanRange:
+    cidr: str  #: canonical network, e.g. "10.0.2.0/24"
+    port: int = 4028
+    kind: RigKind = "cgminer"
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.cidr)
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    interval_s: float = 10.0
+    timeout_s: float = 3.0
+    concurrency: int = 256
+    retries: int = 1
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    name: str
+    electricity_usd_kwh: float
+    pool_fee_pct: float = 0.0
+    overhead_usd_day: float = 0.0  #: per rig, $/day (hosting / opex)
+    rigs: tuple[RigConfig, ...] = ()
+    scans: tuple[ScanRange, ...] = ()
+    models: dict[str, ModelSpec] = field(default_factory=dict, hash=False)
+    poll: PollConfig = field(default_factory=PollConfig)
+    path: Path | None = None
+    #: Raw ``[alerts]`` / ``[keys]`` tables, reserved for later features.
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def electricity_for(self, rig: RigConfig | None) -> float:
+        if rig is not None and rig.electricity_usd_kwh is not None:
+            return rig.electricity_usd_kwh
+        return self.electricity_usd_kwh
+
+    def overhead_for(self, rig: RigConfig | None) -> float:
+        if rig is not None and rig.overhead_usd_day is not None:
+            return rig.overhead_usd_day
+        return self.overhead_usd_day
+
+    def catalog(self) -> Catalog:
+        """The shipped model table with this config's ``[models]`` overrides."""
+        return Catalog.load(self.models)
+
+
+# --------------------------------------------------------------------------- errors
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str  #: display form of the path ("~/..." under the home directory)
+    line: int | None
+    col: int | None
+    key: str  #: e.g. "rigs[2].port"; "" for file-level problems
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config file that can't be used.  ``str()`` lists every problem, one a line."""
+
+    def __init__(self, issues: list[ConfigIssue], path: Path | None = None) -> None:
+        self.issues = issues
+        self.path = path
+        super().__init__("\n".join(str(i) for i in issues))
+
+    @property
+    def line(self) -> int | None:
+        return self.issues[0].line
+
+    @property
+    def key(self) -> str:
+        return self.issues[0].key
+
+
+def display_path(path: Path, environ: Mapping[str, str] = os.environ) -> str:
+    home = environ.get("HOME") or str(Path.home())
+    if home in ("", "/"):
+        return str(path)
+    try:
+        return str(Path("~") / path.relative_to(home))
+    except ValueError:
+        return str(path)
+
+
+def format_key(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            s = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
+            out += f".{s}" if out else s
+    return out
+
+
+def _show(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        s = json.dumps(v, ensure_ascii=False)
+        return s if len(s) <= 60 else s[:57] + '..."'
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, dict):
+        return "a table"
+    if isinstance(v, list):
+        return "an array"
+    return f"a {type(v).__name__}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+# --------------------------------------------------------------------------- locating keys
+
+
+class _Locator:
+    """Maps key paths to 1-based source lines by scanning (already valid) TOML text.
+
+    Handles comments, quoted and dotted keys, ``[table]`` / ``[[array]]`` headers (with the
+    array index), multi-line strings and arrays, and inline tables.  If anything surprises it,
+    it stops and keeps what it found; :meth:`line` falls back to the nearest enclosing key or
+    table header.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.t = text
+        self.n = len(text)
+        self.pos = 0
+        self.line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
+        self.locs: dict[KeyPath, int] = {}
+        self.aot: dict[KeyPath, int] = {}
+        try:
+            self._document()
+        except Exception:  # noqa: BLE001 - best effort; tomllib already accepted the text
+            pass
+
+    def line(self, path: KeyPath) -> int | None:
+        for i in range(len(path), 0, -1):
+            ln = self.locs.get(tuple(path[:i]))
+            if ln is not None:
+                return ln
+        return None
+
+    # -- scanning helpers
+    def _lineno(self) -> int:
+        return bisect.bisect_right(self.line_starts, self.pos)
+
+    def _ws(self, newlines: bool = False) -> None:
+        t, n = self.t, self.n
+        while self.pos < n:
+            c = t[self.pos]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self.pos += 1
+            elif c == "#":
+                while self.pos < n and t[self.pos] != "\n":
+                    self.pos += 1
+            else:
+                break
+
+    def _expect(self, s: str) -> None:
+        if not self.t.startswith(s, self.pos):
+            raise ValueError(f"expected {s!r} at {self.pos}")
+        self.pos += len(s)
+
+    def _record(self, path: KeyPath, line: int) -> None:
+        self.locs.setdefault(path, line)
+
+    def _document(self) -> None:
+        table: KeyPath = ()
+        while True:
+            self._ws(newlines=True)
+            if self.pos >= self.n:
+                return
+            line = self._lineno()
+            if self.t.startswith("[[", self.pos):
+                self.pos += 2
+                self._ws()
+                names = self._key()
+                self._ws()
+                self._expect("]]")
+                parent = self._resolve(names[:-1]) + (names[-1],)
+                idx = self.aot.get(parent, -1) + 1
+                self.aot[parent] = idx
+                table = parent + (idx,)
+                self._record(parent, line)
+                self._record(table, line)
+            elif self.t[self.pos] == "[":
+                self.pos += 1
+                self._ws()
+                names = self._key()
+                self._ws()
+                self._expect("]")
+                table = self._resolve(names)
+                self._record(table, line)
+            else:
+                self._keyval(table)
+
+    def _resolve(self, names: tuple[str, ...]) -> KeyPath:
+        out: KeyPath = ()
+        for name in names:
+            out += (name,)
+            if out in self.aot:
+                out += (self.aot[out],)
+        return out
+
+    def _key(self) -> tuple[str, ...]:
+        names: list[str] = []
+        t = self.t
+        while True:
+            self._ws()
+            c = t[self.pos]
+            if c == '"':
+                names.append(self._basic_string_value())
+            elif c == "'":
+                end = t.index("'", self.pos + 1)
+                names.append(t[self.pos + 1 : end])
+                self.pos = end + 1
+            else:
+                m = re.compile(r"[A-Za-z0-9_-]+").match(t, self.pos)
+                if not m:
+                    raise ValueError(f"bad key at {self.pos}")
+                names.append(m.group())
+                self.pos = m.end()
+            self._ws()
+            if self.pos < self.n and t[self.pos] == ".":
+                self.pos += 1
+                continue
+            return tuple(names)
+
+    def _basic_string_value(self) -> str:
+        t = self.t
+        i = self.pos + 1
+        out: list[str] = []
+        simple = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "e": "\x1b"}
+        while t[i] != '"':
+            if t[i] == "\\":
+                e = t[i + 1]
+                if e in simple:
+                    out.append(simple[e])
+                    i += 2
+                elif e in "uUx":
+                    width = {"u": 4, "U": 8, "x": 2}[e]
+                    out.append(chr(int(t[i + 2 : i + 2 + width], 16)))
+                    i += 2 + width
+                else:
+                    out.append(e)
+                    i += 2
+            else:
+                out.append(t[i])
+                i += 1
+        self.pos = i + 1
+        return "".join(out)
+
+    def _keyval(self, prefix: KeyPath) -> None:
+        line = self._lineno()
+        names = self._key()
+        self._expect("=")
+        self._ws()
+        path = prefix + names
+        for i in range(len(prefix) + 1, len(path) + 1):
+            self._record(path[:i], line)
+        self._value(path)
+
+    def _value(self, path: KeyPath) -> None:
+        t = self.t
+        if t.startswith('"""', self.pos) or t.startswith("'''", self.pos):
+            q = t[self.pos]
+            i = self.pos + 3
+            while True:
+                if q == '"' and t[i] == "\\":
+                    i += 2
+                elif t.startswith(q * 3, i):
+                    j = i + 3
+                    while j < self.n and t[j] == q and j - i < 5:
+                        j += 1
+                    self.pos = j
+                    return
+                else:
+                    i += 1
+        c = t[self.pos]
+        if c == '"':
+            self._basic_string_value()
+        elif c == "'":
+            self.pos = t.index("'", self.pos + 1) + 1
+        elif c == "[":
+            self.pos += 1
+            i = 0
+            while True:
+                self._ws(newlines=True)
+                if t[self.pos] == "]":
+                    self.pos += 1
+                    return
+                self._record(path + (i,), self._lineno())
+                self._value(path + (i,))
+                self._ws(newlines=True)
+                if t[self.pos] == ",":
+                    self.pos += 1
+                i += 1
+        elif c == "{":
+            self.pos += 1
+            while True:
+                self._ws(newlines=True)
+                if t[self.pos] == "}":
+                    self.pos += 1
+                    return
+                self._keyval(path)
+                self._ws(newlines=True)
+                if t[self.pos] == ",":
+                    self.pos += 1
+        else:
+            m = re.compile(r"[^,\]}\n#]+").match(t, self.pos)
+            if not m:
+                raise ValueError(f"bad value at {self.pos}")
+            self.pos = m.end()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Missing:
+    pass
+
+
+MISSING = _Missing()
+
+
+class _Checker:
+    def __init__(self, file: str, locator: _Locator) -> None:
+        self.file = file
+        self.loc = locator
+        self.issues: list[ConfigIssue] = []
+
+    def err(self, path: KeyPath, message: str) -> None:
+        self.issues.append(
+            ConfigIssue(self.file, self.loc.line(path), None, format_key(path), message)
+        )
+
+    def line(self, path: KeyPath) -> int | None:
+        return self.loc.line(path)
+
+    def also(self, path: KeyPath) -> str:
+        """ " (also at line N)" for the first occurrence of a duplicate, or its key path."""
+        line = self.loc.line(path)
+        return f" (also at line {line})" if line is not None else f" (also {format_key(path)})"
+
+    # -- shape
+    def table(self, path: KeyPath, v: object) -> dict[str, Any] | None:
+        if isinstance(v, dict):
+            return v
+        self.err(path, f"expected a table, got {_show(v)}")
+        return None
+
+    def keys(
+        self,
+        path: KeyPath,
+        tbl: dict[str, Any],
+        allowed: tuple[str, ...],
+        required: tuple[str, ...] = (),
+    ) -> None:
+        for k in tbl:
+            if k not in allowed:
+                close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
+                self.err(path + (k,), f"unknown key{hint}; expected one of: {', '.join(allowed)}")
+        for k in required:
+            if k not in tbl:
+                self.err(path + (k,), "missing (required)")
+
+    # -- scalars
+    def number(
+        self,
+        path: KeyPath,
+        v: object,
+        lo: float,
+        hi: float,
+        *,
+        lo_open: bool = False,
+        unit: str = "",
+    ) -> float | None:
+        rng = f"{'>' + _num(lo) + ' and ≤' + _num(hi) if lo_open else _num(lo) + '–' + _num(hi)}"
+        what = f"a number {rng}" + (f" ({unit})" if unit else "")
+        ok = (
+            not isinstance(v, bool)
+            and isinstance(v, (int, float))
+            and math.isfinite(v)
+            and (v > lo if lo_open else v >= lo)
+            and v <= hi
+        )
+        if not ok:
+            self.err(path, f"expected {what}, got {_show(v)}")
+            return None
+        return float(v)  # type: ignore[arg-type]
+
+    def integer(self, path: KeyPath, v: object, lo: int, hi: int) -> int | None:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            self.err(path, f"expected an integer {lo}–{hi}, got {_show(v)}")
+            return None
+        return v
+
+    def string(self, path: KeyPath, v: object, *, max_len: int = 200) -> str | None:
+        if not isinstance(v, str) or not v.strip():
+            self.err(path, f"expected a non-empty string, got {_show(v)}")
+            return None
+        if len(v) > max_len or any(ord(c) < 32 or ord(c) == 127 for c in v):
+            self.err(
+                path, f"expected a string of at most {max_len} printable characters, got {_show(v)}"
+            )
+            return None
+        return v.strip()
+
+    def choice(self, path: KeyPath, v: object, choices: tuple[str, ...]) -> str | None:
+        if not isinstance(v, str) or v not in choices:
+            opts = ", ".join(f'"{c}"' for c in choices)
+            self.err(path, f"expected one of {opts}, got {_show(v)}")
+            return None
+        return v
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def canonical_host(host: str) -> str | None:
+    """The canonical form of an IP address or host name, or None if it's neither."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    name = host.rstrip(".")
+    if not name or len(name) > 253:
+        return None
+    labels = name.split(".")
+    if not all(_HOST_LABEL.fullmatch(lb) for lb in labels):
+        return None
+    if labels[-1].isdigit():  # "10.0.0.256" is a bad address, not a host name
+        return None
+    return name.lower()
+
+
+def _host_problem(v: str) -> str:
+    base = f"expected an IP address or host name, got {_show(v)}"
+    if "://" in v or "/" in v:
+        return base + " (no URL or path: just the address; the port goes in port)"
+    if re.fullmatch(r"[^:]+:\d+", v) or re.fullmatch(r"\[.*\]:?\d*", v):
+        return base + " (put the port in the port key)"
+    return base
+
+
+_SITE_KEYS = ("name", "electricity_usd_kwh", "pool_fee_pct", "overhead_usd_day")
+_POLL_KEYS = ("interval_s", "timeout_s", "concurrency", "retries")
+_RIG_KEYS = (
+    "name",
+    "host",
+    "port",
+    "kind",
+    "model",
+    "power_w",
+    "electricity_usd_kwh",
+    "overhead_usd_day",
+    "hashrate_ths",
+)
+_SCAN_KEYS = ("cidr", "port", "kind")
+_MODEL_KEYS = ("hashrate_ths", "power_w", "source")
+_TOP_KEYS = ("site", "poll", "rigs", "scans", "models", *EXTRA_TABLES)
+
+MAX_POWER_W = 100_000.0
+MAX_HASHRATE_THS = 100_000.0
+MAX_ELECTRICITY = 10.0
+MAX_OVERHEAD = 10_000.0
+
+
+def _get(
+    c: _Checker,
+    path: KeyPath,
+    tbl: dict[str, Any],
+    key: str,
+    check: Callable[[KeyPath, object], Any],
+    default: Any,
+) -> Any:
+    """``check`` the value if present (None if invalid), else ``default``."""
+    if key not in tbl:
+        return default
+    return check(path + (key,), tbl[key])
+
+
+def _array_of_tables(c: _Checker, data: dict[str, Any], key: str) -> list[tuple[int, dict]]:
+    """``(index, table)`` for each well-formed entry of ``[[key]]``; reports the others."""
+    v = data.get(key, [])
+    if not isinstance(v, list):
+        c.err((key,), f"expected an array of tables ([[{key}]] sections), got {_show(v)}")
+        return []
+    out = []
+    for i, item in enumerate(v):
+        if isinstance(item, dict):
+            out.append((i, item))
+        else:
+            c.err((key, i), f"expected a table ([[{key}]]), got {_show(item)}")
+    return out
+
+
+def _validate(data: dict[str, Any], c: _Checker, path: Path | None) -> SiteConfig | None:
+    c.keys((), data, _TOP_KEYS, required=("site",))
+
+    # [site]
+    site_tbl = c.table(("site",), data["site"]) if "site" in data else None
+    site = site_tbl or {}
+    sp: KeyPath = ("site",)
+    if site_tbl is not None:
+        c.keys(sp, site, _SITE_KEYS, required=("electricity_usd_kwh",))
+    name = _get(c, sp, site, "name", lambda p, v: c.string(p, v, max_len=64), "site")
+    elec = _get(
+        c,
+        sp,
+        site,
+        "electricity_usd_kwh",
+        lambda p, v: c.number(p, v, 0, MAX_ELECTRICITY, unit="$/kWh"),
+        None,
+    )
+    fee = _get(c, sp, site, "pool_fee_pct", lambda p, v: c.number(p, v, 0, 100, unit="%"), 0.0)
+    overhead = _get(
+        c,
+        sp,
+        site,
+        "overhead_usd_day",
+        lambda p, v: c.number(p, v, 0, MAX_OVERHEAD, unit="$/day per rig"),
+        0.0,
+    )
+
+    # [poll]
+    poll = PollConfig()
+    if "poll" in data:
+        pt = c.table(("poll",), data["poll"])
+        if pt is not None:
+            pp: KeyPath = ("poll",)
+            c.keys(pp, pt, _POLL_KEYS)
+            d = PollConfig()
+            poll = PollConfig(
+                interval_s=_get(
+                    c,
+                    pp,
+                    pt,
+                    "interval_s",
+                    lambda p, v: c.number(p, v, 0, 3600, lo_open=True, unit="s"),
+                    d.interval_s,
+                ),
+                timeout_s=_get(
+                    c,
+                    pp,
+                    pt,
+                    "timeout_s",
+                    lambda p, v: c.number(p, v, 0, 300, lo_open=True, unit="s"),
+                    d.timeout_s,
+                ),
+                concurrency=_get(
+                    c, pp, pt, "concurrency", lambda p, v: c.integer(p, v, 1, 10_000), d.concurrency
+                ),
+                retries=_get(c, pp, pt, "retries", lambda p, v: c.integer(p, v, 0, 10), d.retries),
+            )
+
+    # [models."..."]
+    models: dict[str, ModelSpec] = {}
+    shipped = Catalog.load()
+    mt = c.table(("models",), data["models"]) if "models" in data else None
+    for mname, mv in (mt or {}).items():
+        mp: KeyPath = ("models", mname)
+        before = len(c.issues)
+        m = c.table(mp, mv)
+        if m is None:
+            continue
+        if not normalise(mname):
+            c.err(mp, "expected a model name with letters or digits")
+            continue
+        c.keys(mp, m, _MODEL_KEYS)
+        base = shipped.get(mname)  # exact model only: "S21 Hydro" must not borrow from S21
+        hr = _get(
+            c,
+            mp,
+            m,
+            "hashrate_ths",
+            lambda p, v: c.number(p, v, 0, MAX_HASHRATE_THS, lo_open=True, unit="TH/s"),
+            MISSING,
+        )
+        pw = _get(
+            c,
+            mp,
+            m,
+            "power_w",
+            lambda p, v: c.number(p, v, 0, MAX_POWER_W, lo_open=True, unit="W"),
+            MISSING,
+        )
+        src = _get(c, mp, m, "source", c.string, "config")
+        if base is None:
+            for key, val in (("hashrate_ths", hr), ("power_w", pw)):
+                if val is MISSING:
+                    c.err(
+                        mp + (key,),
+                        f"missing; {json.dumps(mname)} is not in the shipped "
+                        "catalog, so both hashrate_ths and power_w are required",
+                    )
+        if len(c.issues) > before:
+            continue
+        if base is not None:
+            hr = base.hashrate_ths if hr is MISSING else hr
+            pw = base.power_w if pw is MISSING else pw
+        models[mname] = ModelSpec(mname, hr, pw, src)
+    catalog = Catalog.load(models)
+
+    # [[rigs]]
+    rigs: list[RigConfig] = []
+    names_seen: dict[str, KeyPath] = {}
+    endpoints_seen: dict[tuple[str, int], KeyPath] = {}
+    for i, r in _array_of_tables(c, data, "rigs"):
+        rp: KeyPath = ("rigs", i)
+        c.keys(rp, r, _RIG_KEYS, required=("host",))
+        host = _get(c, rp, r, "host", lambda p, v: c.string(p, v, max_len=253), None)
+        canon = None
+        if host is not None:
+            canon = canonical_host(host)
+            if canon is None:
+                c.err(rp + ("host",), _host_problem(host))
+        kind = _get(c, rp, r, "kind", lambda p, v: c.choice(p, v, KINDS), "cgminer")
+        port = _get(
+            c,
+            rp,
+            r,
+            "port",
+            lambda p, v: c.integer(p, v, 1, 65535),
+            DEFAULT_PORTS.get(kind or "cgminer", 4028),
+        )
+        rname = _get(c, rp, r, "name", lambda p, v: c.string(p, v, max_len=64), MISSING)
+        if rname is MISSING:
+            rname = (
+                None
+                if host is None
+                else (host if port == DEFAULT_PORTS.get(kind or "") else f"{host}:{port}")
+            )
+        model = _get(c, rp, r, "model", c.string, None)
+        power = _get(
+            c,
+            rp,
+            r,
+            "power_w",
+            lambda p, v: c.number(p, v, 0, MAX_POWER_W, lo_open=True, unit="W"),
+            None,
+        )
+        relec = _get(
+            c,
+            rp,
+            r,
+            "electricity_usd_kwh",
+            lambda p, v: c.number(p, v, 0, MAX_ELECTRICITY, unit="$/kWh"),
+            None,
+        )
+        rover = _get(
+            c,
+            rp,
+            r,
+            "overhead_usd_day",
+            lambda p, v: c.number(p, v, 0, MAX_OVERHEAD, unit="$/day"),
+            None,
+        )
+        rhr = _get(
+            c,
+            rp,
+            r,
+            "hashrate_ths",
+            lambda p, v: c.number(p, v, 0, MAX_HASHRATE_THS, lo_open=True, unit="TH/s"),
+            None,
+        )
+        if model is not None and catalog.lookup(model) is None and (power is None or rhr is None):
+            known = ", ".join(s.model for s in catalog)
+            c.err(
+                rp + ("model",),
+                f"unknown model {_show(model)}; expected one of: {known} (or add a "
+                f"[models.{json.dumps(model)}] table with hashrate_ths and power_w)",
+            )
+        if rname is not None:
+            if rname in names_seen:
+                c.err(
+                    rp + ("name",),
+                    f"duplicate rig name {_show(rname)}{c.also(names_seen[rname])}",
+                )
+            else:
+                names_seen[rname] = rp + ("name",) if "name" in r else rp
+        if canon is not None and port is not None:
+            ep = (canon, port)
+            if ep in endpoints_seen:
+                c.err(
+                    rp + ("host",),
+                    f"duplicate rig address {host}:{port}{c.also(endpoints_seen[ep])}",
+                )
+            else:
+                endpoints_seen[ep] = rp + ("host",)
+        if c.issues:
+            continue  # nothing is built from a config with problems; keep collecting them
+        rigs.append(RigConfig(rname, host, port, kind, model, power, relec, rover, rhr))
+
+    # [[scans]]
+    scans: list[ScanRange] = []
+    scans_seen: dict[tuple[str, int], KeyPath] = {}
+    for i, s in _array_of_tables(c, data, "scans"):
+        scp: KeyPath = ("scans", i)
+        c.keys(scp, s, _SCAN_KEYS, required=("cidr",))
+        kind = _get(c, scp, s, "kind", lambda p, v: c.choice(p, v, KINDS), "cgminer")
+        port = _get(
+            c,
+            scp,
+            s,
+            "port",
+            lambda p, v: c.integer(p, v, 1, 65535),
+            DEFAULT_PORTS.get(kind or "cgminer", 4028),
+        )
+        cidr = _get(c, scp, s, "cidr", lambda p, v: _check_cidr(c, p, v), None)
+        if None in (kind, port, cidr):
+            continue
+        key = (cidr, port)
+        if key in scans_seen:
+            c.err(
+                scp + ("cidr",),
+                f"duplicate scan range {cidr} port {port}{c.also(scans_seen[key])}",
+            )
+            continue
+        scans_seen[key] = scp + ("cidr",)
+        scans.append(ScanRange(cidr, port, kind))
+
+    extra = {k: data[k] for k in EXTRA_TABLES if k in data}
+    if c.issues or elec is None or None in (name, fee, overhead):
+        return None
+    return SiteConfig(
+        name=name,
+        electricity_usd_kwh=elec,
+        pool_fee_pct=fee,
+        overhead_usd_day=overhead,
+        rigs=tuple(rigs),
+        scans=tuple(scans),
+        models=models,
+        poll=poll,
+        path=path,
+        extra=extra,
+    )
+
+
+def _check_cidr(c: _Checker, path: KeyPath, v: object) -> str | None:
+    expected = 'expected a CIDR range like "10.0.2.0/24"'
+    if not isinstance(v, str):
+        c.err(path, f"{expected}, got {_show(v)}")
+        return None
+    try:
+        net = ipaddress.ip_network(v.strip(), strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(v.strip(), strict=False)
+        except ValueError:
+            c.err(path, f"{expected}, got {_show(v)}")
+        else:
+            c.err(
+                path,
+                f'{expected} with the host bits clear (did you mean "{loose}"?), got {_show(v)}',
+            )
+        return None
+    if net.num_addresses > MAX_SCAN_ADDRESSES:
+        c.err(
+            path,
+            f"expected a range of at most {MAX_SCAN_ADDRESSES:,} addresses (a /16), "
+            f"got {_show(v)} with {net.num_addresses:,}: split it, or check for a typo",
+        )
+        return None
+    return str(net)
+
+
+# --------------------------------------------------------------------------- loading
+
+_SYNTAX_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_SYNTAX_END = re.compile(r"\s*\(at end of document\)\s*$")
+
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_CONFIG_HOME/minertop/config.toml``; ``~/.config/...`` when unset or relative."""
+    xdg = environ.get("XDG_CONFIG_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        base = Path(xdg)
+    else:
+        home = environ.get("HOME") or str(Path.home())
+        base = Path(home) / ".config"
+    return base / "minertop" / "config.toml"
+
+
+def load_config(
+    path: Path | str | None = None, *, environ: Mapping[str, str] = os.environ
+) -> SiteConfig | None:
+    """Load and validate the config; None when ``path`` is None and the default file is absent.
+
+    Raises :class:`ConfigError` for anything else that is wrong (missing explicit file,
+    unreadable, not UTF-8, TOML syntax, any invalid value).
+    """
+    explicit = path is not None
+    p = Path(path).expanduser() if path is not None else default_config_path(environ)
+    shown = display_path(p, environ)
+    if not explicit and not p.exists():
+        return None
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(shown, None, None, "", "no such file")], p) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            [ConfigIssue(shown, None, None, "", "is a directory, expected a TOML file")], p
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            [ConfigIssue(shown, None, None, "", f"can't read: {e.strerror or e}")], p
+        ) from None
+    return parse_config(raw, path=p, shown=shown)
+
+
+def parse_config(
+    source: bytes | str, *, path: Path | None = None, shown: str | None = None
+) -> SiteConfig:
+    """Validate config text (``path`` is recorded in the result and used in messages)."""
+    shown = shown or (display_path(path) if path is not None else "<config>")
+    if isinstance(source, bytes):
+        try:
+            text = source.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = source[: e.start].count(b"\n") + 1
+            raise ConfigError(
+                [ConfigIssue(shown, line, None, "", "not valid UTF-8 text")], path
+            ) from None
+    else:
+        text = source
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([_syntax_issue(shown, text, e)], path) from None
+    checker = _Checker(shown, _Locator(text))
+    cfg = _validate(data, checker, path)
+    if checker.issues or cfg is None:
+        issues = checker.issues or [ConfigIssue(shown, None, None, "", "invalid configuration")]
+        issues.sort(key=lambda i: i.line or 0)
+        if len(issues) > MAX_ERRORS:
+            more = len(issues) - MAX_ERRORS
+            issues = issues[:MAX_ERRORS] + [
+                ConfigIssue(shown, None, None, "", f"... and {more} more problems")
+            ]
+        raise ConfigError(issues, path)
+    return cfg
+
+
+def _syntax_issue(shown: str, text: str, e: Exception) -> ConfigIssue:
+    msg = str(e.args[0]) if e.args and isinstance(e.args[0], str) else str(e)
+    line = getattr(e, "lineno", None)
+    col = getattr(e, "colno", None)
+    m = _SYNTAX_POS.search(msg)
+    if m:
+        line, col = line or int(m.group(1)), col or int(m.group(2))
+        msg = msg[: m.start()]
+    elif _SYNTAX_END.search(msg):
+        msg = _SYNTAX_END.sub("", msg)
+        line = line or text.count("\n") + 1
+        col = col or len(text) - (text.rfind("\n") + 1) + 1
+    msg = msg.strip() or "invalid TOML"
+    return ConfigIssue(shown, line, col, "", f"TOML syntax error: {msg[0].lower()}{msg[1:]}")
+
+
+# --------------------------------------------------------------------------- example
+
+
+EXAMPLE_CONFIG = """\
+# minertop configuration (written by `minertop init-config`).
+#
+# Read from $XDG_CONFIG_HOME/minertop/config.toml (default ~/.config/minertop/config.toml)
+# or from --config PATH.  Everything is checked at start-up: a typo or a bad value is an
+# error that names the line and the key, never silently ignored.
+
+[site]
+name = "Texas-A"
+electricity_usd_kwh = 0.06   # what you pay for power, US$ per kWh (0–10)
+pool_fee_pct = 2.0           # pool fee, % of gross revenue (0–100; default 0)
+overhead_usd_day = 0.0       # optional hosting/opex per rig, US$ per day (default 0)
+
+# How rigs are polled (these are the defaults; the whole table is optional).
+[poll]
+interval_s = 10              # seconds between polls
+timeout_s = 3                # per-rig deadline; a hung rig never delays the cycle
+concurrency = 256            # rigs polled at once (1–10000)
+retries = 1                  # extra attempts after a failure (0–10)
+
+# Rigs listed one by one.
+#   kind = "cgminer": the miner API on TCP 4028 (Antminer, Whatsminer, Avalon, Braiins OS,
+#                     LuxOS, Vnish); port defaults to 4028.
+#   kind = "bitaxe":  ESP-Miner's HTTP API; port defaults to 80.
+# Optional per rig: model (overrides the model the rig reports), power_w (e.g. measured at
+# the PDU; used when the rig reports no power), hashrate_ths (nominal), electricity_usd_kwh
+# and overhead_usd_day (override the site's).
+
+[[rigs]]
+name = "a-01"
+host = "10.0.1.11"
+model = "Antminer S19j Pro"  # stock Antminer firmware reports no power: estimated from J/TH
+power_w = 3150               # ...unless you know it: then this is used, not an estimate
+
+[[rigs]]
+name = "b-07"
+host = "10.0.1.57"
+port = 4028
+kind = "cgminer"             # a Whatsminer M60S: it reports its own power
+electricity_usd_kwh = 0.055  # this container is on a cheaper tariff
+
+[[rigs]]
+name = "garage-bitaxe"
+host = "192.168.1.50"
+kind = "bitaxe"
+
+# Address ranges scanned for rigs not listed above (each at most a /16).
+[[scans]]
+cidr = "10.0.2.0/24"
+port = 4028
+kind = "cgminer"
+
+# Nominal specs: minertop ships a table (S9 … S21 XP Hydro, M30S++ … M66S, Avalon A1366,
+# Bitaxe Gamma).  Override a model (either figure alone is fine) or add one of your own;
+# the nominal J/TH is used to estimate power when a rig doesn't report it.
+[models."S19j Pro"]
+hashrate_ths = 100
+power_w = 3050
+source = "our PDU readings, Jan 2026"
+"""
+
+
+def write_example_config(path: Path | str, *, force: bool = False) -> Path:
+    """Write :data:`EXAMPLE_CONFIG` to ``path`` (creating parent directories).
+
+    Refuses to overwrite an existing file unless ``force``: raises FileExistsError.
+    """
+    p = Path(path).expanduser()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if force:
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+        os.replace(tmp, p)
+    else:
+        try:
+            with p.open("x", encoding="utf-8") as f:
+                f.write(EXAMPLE_CONFIG)
+        except FileExistsError:
+            raise FileExistsError(
+                f"{display_path(p)} already exists; not overwriting it (use --force to replace it)"
+            ) from None
+    return p

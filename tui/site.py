@@ -1,0 +1,221 @@
+"""The site's rigs as rows of numbers (pure: no I/O, no Textual).
+
+Combines each rig's configuration, its last good reading and its poll status with the
+network's hashprice and the projected retarget into the rows of the rigs pane and the site
+totals.  ``--once --json`` and the app both use :func:`compute_site`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tui.catalog import Catalog, resolve_power
+from tui.config import RigConfig, SiteConfig
+from tui.economics import Hashprice, RigEconomics, SiteTotals, rig_economics, site_totals
+from tui.model import RigReading
+from tui.safe import safe
+
+
+@dataclass(frozen=True)
+class RigInput:
+    """What the app knows about one rig at this moment."""
+
+    rig_id: str
+    host: str
+    port: int
+    config: RigConfig | None  #: None for a rig found by a scan
+    reading: RigReading | None  #: last good reading (None: never read)
+    status: str  #: "ok" | "stale" | "offline" | "error"
+    reason: str | None
+    age_s: float | None  #: age of ``reading``
+
+
+@dataclass(frozen=True)
+class RigRow:
+    rig_id: str
+    name: str
+    host: str  #: "host:port"
+    model: str  #: display name (catalog name if known, else what the rig reports)
+    status: str
+    reason: str | None
+    hashrate_ths: float | None
+    power_w: float | None
+    power_estimated: bool
+    j_per_th: float | None
+    revenue: float | None
+    cost: float | None
+    margin: float | None
+    margin_after: float | None
+    breakeven_kwh: float | None
+    shutdown_price: float | None
+    temp_max: float | None
+    age_s: float | None
+    pool: str | None
+    economics: RigEconomics | None
+
+
+@dataclass(frozen=True)
+class SiteView:
+    name: str
+    rows: tuple[RigRow, ...]
+    totals: SiteTotals
+    price_usd: float | None
+    counts: dict[str, int]  #: rigs per status
+
+    def title(self, width: int = 120) -> str:
+        t = self.totals
+        n = len(self.rows)
+        down = self.counts.get("offline", 0) + self.counts.get("error", 0)
+        parts = [f"Rigs · {safe(self.name, 24)}", f"{n} rigs"]
+        if down:
+            parts.append(f"{down} ✗")
+        parts.append(f"{t.hashrate_ths / 1000:,.2f} PH/s")
+        parts.append(f"{t.power_w / 1000:,.1f} kW")
+        parts.append(f"margin {_usd(t.margin_usd_day)}/day")
+        if t.margin_after_retarget_usd_day is not None:
+            parts.append(f"after RT {_usd(t.margin_after_retarget_usd_day)}")
+        if t.production_cost_usd_per_btc is not None:
+            cost = f"cost/BTC ${t.production_cost_usd_per_btc:,.0f}"
+            if self.price_usd:
+                cost += f" vs ${self.price_usd:,.0f}"
+            parts.append(cost)
+        # Drop the least important parts until the title fits its border.
+        optional = [p for p in parts if p.startswith(("cost/BTC", "after RT"))]
+        while len(" · ".join(parts)) > width - 6 and optional:
+            parts.remove(optional.pop())
+        return " · ".join(parts)
+
+
+def _usd(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{'+' if v >= 0 else '−'}${abs(v):,.0f}"
+
+
+def compute_site(
+    inputs: Sequence[RigInput],
+    *,
+    site: SiteConfig,
+    catalog: Catalog,
+    hashprice: Hashprice | None,
+    price_usd: float | None,
+    retarget_change_pct: float | None,
+) -> SiteView:
+    rows: list[RigRow] = []
+    econ_items = []
+    counts: dict[str, int] = {}
+    for inp in inputs:
+        counts[inp.status] = counts.get(inp.status, 0) + 1
+        cfg = inp.config
+        rd = inp.reading
+        reported_model = rd.model if rd else None
+        spec = catalog.spec_for_rig(cfg, reported_model)
+        model = spec.model if spec else (safe(reported_model) if reported_model else "?")
+        ths = rd.hashrate_ths if rd else None
+        # A rig that is offline or erroring earns nothing now: no live numbers for it.
+        live = rd is not None and inp.status in ("ok", "stale") and ths is not None
+        power, estimated = (None, False)
+        econ = None
+        if live and rd is not None and ths is not None:
+            power, estimated = resolve_power(rd.power_w, ths, cfg, spec)
+            if hashprice is not None:
+                econ = rig_economics(
+                    hashrate_ths=ths,
+                    power_w=power,
+                    hashprice=hashprice,
+                    price_usd=price_usd,
+                    electricity_usd_kwh=site.electricity_for(cfg),
+                    pool_fee_pct=site.pool_fee_pct,
+                    overhead_usd_day=site.overhead_for(cfg),
+                    retarget_change_pct=retarget_change_pct,
+                )
+                econ_items.append((ths, power, econ))
+        temps = rd.temps_c if rd else ()
+        rows.append(RigRow(
+            rig_id=inp.rig_id,
+            name=cfg.name if cfg else inp.rig_id,
+            host=f"{inp.host}:{inp.port}",
+            model=model,
+            status=inp.status,
+            reason=inp.reason,
+            hashrate_ths=ths if live else None,
+            power_w=power,
+            power_estimated=estimated,
+            j_per_th=econ.j_per_th if econ else None,
+            revenue=econ.revenue_usd_day if econ else None,
+            cost=econ.cost_usd_day if econ else None,
+            margin=econ.margin_usd_day if econ else None,
+            margin_after=econ.margin_after_retarget_usd_day if econ else None,
+            breakeven_kwh=econ.breakeven_usd_kwh if econ else None,
+            shutdown_price=econ.shutdown_price_usd if econ else None,
+            temp_max=max(temps) if temps else None,
+            age_s=inp.age_s,
+            pool=rd.pool if rd else None,
+            economics=econ,
+        ))
+    totals = site_totals(econ_items, price_usd)
+    return SiteView(site.name, tuple(rows), totals, price_usd, counts)
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def site_json(view: SiteView) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """The ``site`` and ``rigs`` members of ``--once --json`` (documented in README.md)."""
+    t = view.totals
+    site = {
+        "name": view.name,
+        "rigs": len(view.rows),
+        "rigs_by_status": dict(sorted(view.counts.items())),
+        "rigs_without_power": t.rigs_without_power,
+        "hashrate_ths": _r(t.hashrate_ths, 1),
+        "power_w": _r(t.power_w, 0),
+        "btc_per_day": _r(t.btc_per_day, 8),
+        "revenue_usd_day": _r(t.revenue_usd_day),
+        "cost_usd_day": _r(t.cost_usd_day),
+        "margin_usd_day": _r(t.margin_usd_day),
+        "margin_after_retarget_usd_day": _r(t.margin_after_retarget_usd_day),
+        "production_cost_usd_per_btc": _r(t.production_cost_usd_per_btc, 0),
+        "price_usd": t.price_usd,
+    }
+    rigs = [
+        {
+            "name": r.name,
+            "host": r.host,
+            "model": r.model,
+            "status": r.status,
+            "reason": r.reason,
+            "hashrate_ths": _r(r.hashrate_ths, 3),
+            "power_w": _r(r.power_w, 0),
+            "power_estimated": r.power_estimated,
+            "j_per_th": _r(r.j_per_th, 2),
+            "temp_max_c": _r(r.temp_max, 1),
+            "revenue_usd_day": _r(r.revenue),
+            "cost_usd_day": _r(r.cost),
+            "margin_usd_day": _r(r.margin),
+            "margin_after_retarget_usd_day": _r(r.margin_after),
+            "breakeven_usd_kwh": _r(r.breakeven_kwh, 4),
+            "shutdown_price_usd": _r(r.shutdown_price, 0),
+        }
+        for r in view.rows
+    ]
+    return site, rigs
+
+
+def site_text(view: SiteView) -> str:
+    """Plain lines for ``--once``: the totals, then one line per rig (worst margin first)."""
+    lines = [view.title(200)]
+    order = {"error": 0, "offline": 1, "stale": 2, "ok": 3}
+    rows = sorted(view.rows, key=lambda r: (order.get(r.status, 9),
+                                            r.margin if r.margin is not None else 1e18))
+    for r in rows:
+        margin = "—" if r.margin is None else f"{r.margin:+.2f}"
+        after = "—" if r.margin_after is None else f"{r.margin_after:+.2f}"
+        ths = "—" if r.hashrate_ths is None else f"{r.hashrate_ths:.1f}"
+        power = "—" if r.power_w is None else f"{r.power_w:.0f}{'~' if r.power_estimated else ''}"
+        status = r.status + (f" ({safe(r.reason, 40)})" if r.reason else "")
+        lines.append(f"  {safe(r.name, 12):12s} {safe(r.model, 16):16s} {ths:>7s} TH/s "
+                     f"{power:>6s} W  margin {margin:>6s} $/d  after RT {after:>6s}  {status}")
+    return "\n".join(lines)

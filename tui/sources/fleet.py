@@ -1,0 +1,122 @@
+"""The site's rigs as one polled source, and the demo site (no Textual)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tui.config import PollConfig, RigConfig, SiteConfig
+from tui.model import RigReading
+from tui.sources.rigs import RigPoller, RigTarget
+
+#: The demo site: a Texas container at $0.06/kWh, 2% pool fee, $0.30/day/rig opex.
+DEMO_SITE_NAME = "Texas-A"
+DEMO_ELECTRICITY = 0.06
+DEMO_POOL_FEE = 2.0
+DEMO_OVERHEAD = 0.30
+#: Seconds between early batches of readings within one poll cycle.
+PARTIAL_EVERY_S = 0.5
+#: Seconds between two scans of the config's address ranges.
+RESCAN_S = 600.0
+
+
+@dataclass(frozen=True)
+class RigsSnapshot:
+    readings: tuple[RigReading, ...]
+    fetched_at: float
+    complete: bool = True  #: False: an early batch of a cycle still running
+
+
+def targets_for(site: SiteConfig) -> list[RigTarget]:
+    return [RigTarget(r.name, r.host, r.port, r.kind) for r in site.rigs]
+
+
+class RigSource:
+    """All the site's rigs as one source: one ``fetch`` = one poll cycle (never raises)."""
+
+    label = "rigs"
+
+    def __init__(self, site: SiteConfig, *, clock: Callable[[], float] = time.time,
+                 extra_targets: list[RigTarget] | None = None) -> None:
+        self.site = site
+        self.clock = clock
+        poll: PollConfig = site.poll
+        self._configured = targets_for(site) + list(extra_targets or ())
+        self._scanned_at: float | None = None
+        #: called with early batches of readings while a cycle runs (None: one batch)
+        self.on_partial: Callable[[RigsSnapshot], None] | None = None
+        self.discovered: list[RigTarget] = []
+        self.poller = RigPoller(self._configured,
+                                timeout=poll.timeout_s, concurrency=poll.concurrency,
+                                retries=poll.retries, clock=clock)
+
+    async def fetch(self) -> RigsSnapshot:
+        if self.site.scans and (self._scanned_at is None
+                                or self.clock() - self._scanned_at >= RESCAN_S):
+            await self._scan()
+        if self.on_partial is None:
+            return RigsSnapshot(await self.poller.poll_all(), self.clock())
+        # Hand over what is in every PARTIAL_EVERY_S, so one hanging rig (a whole deadline)
+        # doesn't hold back the screen; the final snapshot has the rest.
+        pending: list[RigReading] = []
+        cycle = asyncio.ensure_future(self.poller.poll_all(on_reading=pending.append))
+        try:
+            while True:
+                done, _ = await asyncio.wait({cycle}, timeout=PARTIAL_EVERY_S)
+                if done:
+                    break
+                if pending:
+                    batch = tuple(pending)
+                    pending.clear()
+                    self.on_partial(RigsSnapshot(batch, self.clock(), complete=False))
+        finally:
+            if not cycle.done():
+                cycle.cancel()
+        cycle.result()
+        return RigsSnapshot(tuple(pending), self.clock())
+
+    async def _scan(self) -> None:
+        """Add the rigs that answer in the config's scan ranges (configured rigs win)."""
+        from tui.sources.discovery import scan
+
+        self._scanned_at = self.clock()
+        poll = self.site.poll
+        known = {(t.host, t.port) for t in self._configured}
+        ids = {t.rig_id for t in self._configured}
+        found: list[RigTarget] = []
+        for rng in self.site.scans:
+            for f in await scan(rng.cidr, rng.port, kind=rng.kind,
+                                concurrency=max(poll.concurrency, 64), timeout=poll.timeout_s):
+                if (f.host, f.port) in known:
+                    continue
+                rig_id = f.host if f.port == rng.port else f"{f.host}:{f.port}"
+                if rig_id in ids:
+                    continue
+                ids.add(rig_id)
+                known.add((f.host, f.port))
+                found.append(RigTarget(rig_id, f.host, f.port, f.kind))
+        self.discovered = found
+        self.poller.targets = [*self._configured, *found]
+
+    async def aclose(self) -> None:
+        await self.poller.aclose()
+
+
+async def start_demo_site(seed: int = 2026, clock: Callable[[], float] = time.time
+                          ) -> tuple[object, SiteConfig]:
+    """Start the simulated rigs on loopback and the site config that lists them."""
+    from tui.sim.rigs import demo_site_specs, start_rig_site
+
+    specs = demo_site_specs(seed)
+    sim = await start_rig_site(specs, port=0, seed=seed, clock=clock)
+    rigs = []
+    for t in sim.targets():
+        bitaxe = t.kind == "bitaxe"
+        rigs.append(RigConfig(name=t.rig_id, host=t.host, port=int(t.port or 0), kind=t.kind,
+                              overhead_usd_day=0.0 if bitaxe else None))
+    site = SiteConfig(name=DEMO_SITE_NAME, electricity_usd_kwh=DEMO_ELECTRICITY,
+                      pool_fee_pct=DEMO_POOL_FEE, overhead_usd_day=DEMO_OVERHEAD,
+                      rigs=tuple(rigs), scans=())
+    return sim, site

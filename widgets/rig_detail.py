@@ -1,0 +1,104 @@
+"""The detail screen of one rig: its readings over the session, pool and recent errors."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui.dashboard import fmt_duration
+from tui.history import RigHistory
+from tui.safe import safe
+from tui.site import RigRow
+from widgets.base import resample, sparkline
+from widgets.rigs import STATUS_MARK
+
+CHARTS = (
+    ("hashrate_ths", "hashrate", "TH/s", "{:,.1f}"),
+    ("power_w", "power", "W", "{:,.0f}"),
+    ("temp_c", "temperature", "°C", "{:.0f}"),
+    ("fan_rpm", "fans", "rpm", "{:,.0f}"),
+    ("margin_usd_day", "margin", "$/day", "{:+,.2f}"),
+)
+
+
+def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    status = Text(STATUS_MARK.get(row.status, row.status))
+    if row.reason:
+        status.append(f" · {safe(row.reason)}")
+    grid.add_row("status", status)
+    grid.add_row("host", Text(row.host))
+    grid.add_row("model", Text(safe(row.model)))
+    grid.add_row("pool", Text(safe(row.pool) if row.pool else "—"))
+    age = "—" if row.age_s is None else f"{fmt_duration(row.age_s)} ago"
+    grid.add_row("last reading", Text(age))
+    if row.economics is not None:
+        e = row.economics
+        grid.add_row("economics", Text(
+            f"revenue ${e.revenue_usd_day:,.2f}/day · cost "
+            + ("—" if e.cost_usd_day is None else f"${e.cost_usd_day:,.2f}")
+            + " · margin " + ("—" if e.margin_usd_day is None else f"${e.margin_usd_day:+,.2f}")
+            + " · after retarget "
+            + ("—" if e.margin_after_retarget_usd_day is None
+               else f"${e.margin_after_retarget_usd_day:+,.2f}")))
+    grid.add_row("", "")
+    spark_w = max(10, width - 40)
+    n = len(history.samples)
+    span = history.samples[-1].time - history.samples[0].time if n > 1 else 0.0
+    for attr, label, unit, fmt in CHARTS:
+        values = history.series(attr)
+        if not values:
+            grid.add_row(label, Text("no data", style="dim"))
+            continue
+        line = Text(sparkline(resample(values, spark_w), spark_w), style="cyan")
+        line.append(f"  now {fmt.format(values[-1])} {unit}  "
+                    f"min {fmt.format(min(values))} max {fmt.format(max(values))}", style="dim")
+        grid.add_row(label, line)
+    grid.add_row("", Text(f"{n} readings over {fmt_duration(span)}", style="dim"))
+    grid.add_row("", "")
+    if history.errors:
+        for when, msg in list(history.errors)[-10:]:
+            grid.add_row(time.strftime("%H:%M:%S", time.localtime(when)),
+                         Text(safe(msg), style="red"))
+    else:
+        grid.add_row("errors", Text("none this session", style="dim"))
+    return grid
+
+
+class RigDetailScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "back")]
+    DEFAULT_CSS = """
+    RigDetailScreen > VerticalScroll { border: round $accent; padding: 0 1; }
+    """
+
+    def __init__(self, rig_id: str, row: RigRow, history: RigHistory, now: float) -> None:
+        super().__init__()
+        self.rig_id = rig_id
+        self.row = row
+        self.history = history
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as v:
+            v.border_title = f"Rig {safe(self.row.name)}"
+            v.border_subtitle = "esc back"
+            yield Static(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_detail(self.row, self.history, self.now)
+
+    def refresh_detail(self, row: RigRow, history: RigHistory, now: float) -> None:
+        self.row, self.history, self.now = row, history, now
+        self.query_one("#detail", Static).update(
+            detail_text(row, history, self.size.width or 100, now))

@@ -1,0 +1,294 @@
+"""The rigs pane: one row per rig, keyed by rig id; only changed cells are repainted.
+
+Everything a rig sends (names, model, pool) is untrusted: it is turned into plain ``Text``
+with control characters made visible, so Rich markup and terminal escapes in it are shown
+literally, never interpreted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input
+
+from tui.safe import safe
+from tui.site import RigRow
+
+STATUS_MARK = {"ok": "● ok", "stale": "◐ stale", "offline": "✗ offline", "error": "✗ error"}
+STATUS_STYLE = {"ok": "green", "stale": "yellow", "offline": "bold red", "error": "bold red"}
+
+
+class Cell(Text):
+    """A table cell that remembers the raw value it sorts by."""
+
+    sort_key: tuple[int, Any]
+
+    @classmethod
+    def of(cls, text: str, value: Any, style: str = "", justify: str = "left") -> Cell:
+        cell = cls(text, style=style, justify=justify)  # type: ignore[arg-type]
+        cell.sort_key = (1, 0) if value is None else (0, value)
+        return cell
+
+
+def _num(value: float | None, fmt: str, style: str = "") -> Cell:
+    return Cell.of("—" if value is None else fmt.format(value), value, style, "right")
+
+
+def _money(value: float | None) -> Cell:
+    if value is None:
+        return Cell.of("—", None, "", "right")
+    text = f"{value:+,.2f}".replace("-", "−")
+    return Cell.of(text, value, "red" if value < 0 else "green", "right")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    cell: Callable[[RigRow], Cell]
+    priority: int = 0  #: 0 = always shown; higher numbers are dropped first when narrow
+
+
+def _power(r: RigRow) -> Cell:
+    if r.power_w is None:
+        return Cell.of("—", None, "", "right")
+    return Cell.of(f"{r.power_w:,.0f}{'~' if r.power_estimated else ''}", r.power_w, "", "right")
+
+
+def _status(r: RigRow) -> Cell:
+    # Down rigs first, then the worst margins: what an operator looks at first.
+    order = {"error": 0, "offline": 1, "stale": 2, "ok": 3}
+    key = (order.get(r.status, 9), r.margin if r.margin is not None else float("inf"))
+    return Cell.of(STATUS_MARK.get(r.status, r.status), key, STATUS_STYLE.get(r.status, ""))
+
+
+def _margin_cell(r: RigRow) -> Cell:
+    cell = _money(r.margin)
+    if r.margin is not None and r.margin < 0:
+        cell.append(" LOSS", style="bold red")
+    return cell
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("name", "rig", 8, lambda r: Cell.of(safe(r.name), r.name.lower(), "bold"), 0),
+    Column("model", "model", 13, lambda r: Cell.of(safe(r.model), r.model.lower()), 1),
+    Column("ths", "TH/s", 6, lambda r: _num(r.hashrate_ths, "{:,.1f}"), 0),
+    Column("power", "W", 6, _power, 2),
+    Column("jth", "J/TH", 5, lambda r: _num(r.j_per_th, "{:.1f}"), 4),
+    Column("revenue", "rev $/d", 7, lambda r: _num(r.revenue, "{:,.2f}"), 3),
+    Column("cost", "cost", 6, lambda r: _num(r.cost, "{:,.2f}"), 3),
+    Column("margin", "margin $/d", 11, _margin_cell, 0),
+    Column("after", "after RT", 8, lambda r: _money(r.margin_after), 1),
+    Column("be", "BE $/kWh", 8, lambda r: _num(r.breakeven_kwh, "{:.3f}"), 2),
+    Column("shutdown", "stop $/BTC", 10, lambda r: _num(r.shutdown_price, "{:,.0f}"), 5),
+    Column("temp", "°C", 3, lambda r: _num(r.temp_max, "{:.0f}",
+                                           "bold red" if (r.temp_max or 0) >= 85 else ""), 4),
+    Column("status", "status", 9, _status, 0),
+)
+COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+
+
+CELL_PADDING = 1
+
+
+def columns_for(width: int) -> tuple[Column, ...]:
+    """The columns that fit ``width`` cells, most important first, in table order."""
+    chosen: set[str] = set()
+    used = 0
+    for c in sorted(COLUMNS, key=lambda c: c.priority):
+        need = c.width + 2 * CELL_PADDING
+        if c.priority == 0 or used + need <= width:
+            chosen.add(c.key)
+            used += need
+    return tuple(c for c in COLUMNS if c.key in chosen)
+
+
+def matches(row: RigRow, needle: str) -> bool:
+    """The filter: a case-insensitive substring of name, model, host or status."""
+    if not needle:
+        return True
+    n = needle.lower()
+    return any(n in s.lower() for s in (row.name, row.model, row.host, row.status))
+
+
+class RigTable(DataTable[Any]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "details", show=False),
+    ]
+
+    class Open(Message):
+        def __init__(self, rig_id: str) -> None:
+            super().__init__()
+            self.rig_id = rig_id
+
+    def action_open(self) -> None:
+        if self.row_count:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+            if key.value is not None:
+                self.post_message(self.Open(key.value))
+
+
+class RigsPane(Vertical):
+    """Sortable, filterable rig table with the site totals in its title."""
+
+    can_focus = False
+    DEFAULT_CSS = """
+    RigsPane { border: round $panel-lighten-2; height: 1fr; padding: 0 0; }
+    RigsPane:focus-within { border: round $accent; }
+    RigsPane.-error { border: round $error; }
+    RigsPane > RigTable { height: 1fr; }
+    RigsPane > Input { display: none; height: 1; border: none; padding: 0 1; }
+    RigsPane.-filtering > Input { display: block; }
+    """
+
+    def __init__(self, *, id: str | None = "rigs") -> None:
+        super().__init__(id=id)
+        self.border_title = "Rigs"
+        self.sort_column = "status"
+        self.sort_reverse = False
+        self.filter_text = ""
+        self._rows: dict[str, RigRow] = {}
+        self._title = "Rigs"
+        self.columns: tuple[Column, ...] = columns_for(200)
+        self._shown: dict[str, tuple[str, ...]] = {}  #: rig id -> rendered cell texts
+        self.repaints = 0  #: cells updated (for tests and benchmarks)
+
+    def compose(self) -> ComposeResult:
+        table = RigTable(cursor_type="row", zebra_stripes=False, cell_padding=CELL_PADDING)
+        for c in self.columns:
+            table.add_column(c.label, key=c.key, width=c.width)
+        yield table
+        yield Input(placeholder="filter: name, model, host or status (esc clears)",
+                    id="rig-filter")
+
+    @property
+    def table(self) -> RigTable:
+        return self.query_one(RigTable)
+
+    # ---------------------------------------------------------------- data
+    def show(self, rows: Sequence[RigRow], title: str) -> None:
+        if title != self.border_title:
+            self.border_title = title
+        self._rows = {r.rig_id: r for r in rows}
+        self._sync()
+
+    def on_resize(self) -> None:
+        cols = columns_for(self.size.width - 2)
+        if cols != self.columns:
+            self.columns = cols
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        table = self.table
+        table.clear(columns=True)
+        for c in self.columns:
+            table.add_column(c.label, key=c.key, width=c.width)
+        self._shown.clear()
+        self._sync(force_sort=True)
+
+    def _visible(self) -> list[RigRow]:
+        return [r for r in self._rows.values() if matches(r, self.filter_text)]
+
+    def _sync(self, force_sort: bool = False) -> None:
+        table = self.table
+        visible = {r.rig_id: r for r in self._visible()}
+        resort = force_sort
+        for rig_id in [k for k in self._shown if k not in visible]:
+            table.remove_row(rig_id)
+            del self._shown[rig_id]
+        keys = [c.key for c in self.columns]
+        sort_idx = keys.index(self.sort_column) if self.sort_column in keys else -1
+        for rig_id, row in visible.items():
+            cells = [c.cell(row) for c in self.columns]
+            texts = tuple(cell.plain + str(cell.style) for cell in cells)
+            old = self._shown.get(rig_id)
+            if old is None:
+                table.add_row(*cells, key=rig_id)
+                resort = True
+            else:
+                for i, (new_t, old_t) in enumerate(zip(texts, old, strict=True)):
+                    if new_t != old_t:
+                        table.update_cell(rig_id, keys[i], cells[i])
+                        self.repaints += 1
+                        resort = resort or i == sort_idx
+            self._shown[rig_id] = texts
+        if resort:
+            self._sort()
+        subtitle = self._subtitle()
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle
+
+    def _sort(self) -> None:
+        if self.sort_column not in {c.key for c in self.columns}:
+            self.sort_column = "status"  # a hidden column can't order the table
+        self.table.sort(self.sort_column, key=lambda cell: cell.sort_key,
+                        reverse=self.sort_reverse)
+
+    def _subtitle(self) -> str:
+        arrow = "▼" if self.sort_reverse else "▲"
+        label = next(c.label for c in COLUMNS if c.key == self.sort_column)
+        shown, total = len(self._shown), len(self._rows)
+        filt = f" · filter “{self.filter_text}” {shown}/{total}" if self.filter_text else ""
+        return f"sort {label} {arrow}{filt}"
+
+    # ---------------------------------------------------------------- sort & filter
+    def cycle_sort(self, step: int) -> None:
+        keys = [c.key for c in self.columns]
+        i = keys.index(self.sort_column) if self.sort_column in keys else 0
+        self.sort_column = keys[(i + step) % len(keys)]
+        self._sort()
+        self.border_subtitle = self._subtitle()
+
+    def reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._sort()
+        self.border_subtitle = self._subtitle()
+
+    def sort_by(self, column: str, reverse: bool | None = None) -> None:
+        if column not in {c.key for c in self.columns}:
+            raise ValueError(column)
+        if reverse is None:
+            reverse = not self.sort_reverse if column == self.sort_column else False
+        self.sort_column, self.sort_reverse = column, reverse
+        self._sort()
+        self.border_subtitle = self._subtitle()
+
+    def start_filter(self) -> None:
+        self.add_class("-filtering")
+        box = self.query_one(Input)
+        box.value = self.filter_text
+        box.focus()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self._sync(force_sort=True)
+
+    @on(Input.Changed, "#rig-filter")
+    def _typed(self, event: Input.Changed) -> None:
+        self.set_filter(event.value)
+
+    @on(Input.Submitted, "#rig-filter")
+    def _done(self, event: Input.Submitted) -> None:
+        self.remove_class("-filtering")
+        self.table.focus()
+
+    def clear_filter(self) -> None:
+        self.query_one(Input).value = ""
+        self.remove_class("-filtering")
+        self.set_filter("")
+        self.table.focus()
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        if key is not None:
+            self.sort_by(key)
