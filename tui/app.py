@@ -412,7 +412,8 @@ class MinertopApp(App[int]):
                     margin_usd_day=row.margin))
         pane = self.rigs_pane
         if pane is not None and not self.paused:
-            pane.show(view.rows, view.title(self.size.width))
+            with self.batch_update():  # every changed cell lands in one frame
+                pane.show(view.rows, view.title(self.size.width))
         top = self.screen
         if isinstance(top, RigDetailScreen):
             row = next((r for r in view.rows if r.rig_id == top.rig_id), None)
