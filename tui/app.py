@@ -14,15 +14,16 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from rich.table import Table
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.filter import LineFilter
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
@@ -41,6 +42,7 @@ from tui.sources.base import SourceError
 from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
 from tui.sources.rigs import RigFleet
+from widgets.ascii import AsciiFilter
 from widgets.base import Pane, SourceStatus
 from widgets.blocks import BlocksPane
 from widgets.drift import DriftPane
@@ -119,12 +121,38 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table)
 
 
+#: Below this size the layout can't be drawn without breaking: the screen says so instead.
+MIN_WIDTH, MIN_HEIGHT = 72, 20
+
+
+class TooSmallScreen(Screen[None]):
+    """Shown instead of a broken layout while the terminal is below the minimum size."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "app.quit", "quit")]
+    DEFAULT_CSS = """
+    TooSmallScreen { align: center middle; }
+    TooSmallScreen > Static { width: auto; height: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="too-small")
+
+    def show_size(self, width: int, height: int) -> None:
+        self.query_one("#too-small", Static).update(
+            f"minertop needs at least {MIN_WIDTH}×{MIN_HEIGHT};\n"
+            f"this terminal is {width}×{height}.\nEnlarge it, or press q to quit.")
+
+    def on_mount(self) -> None:
+        self.show_size(self.app.size.width, self.app.size.height)
+
+
 class MinertopApp(App[int]):
     CSS_PATH = "minertop.tcss"
     TITLE = "minertop"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(c.keys, c.action, c.label, show=c.footer, key_display=c.display or None)
+        Binding(c.keys, c.action, c.label, show=c.footer, id=c.action,
+                key_display=c.display.split()[0] if c.display else None)
         for c in COMMANDS
     ]
 
@@ -161,6 +189,8 @@ class MinertopApp(App[int]):
         self.backoff_overrides: dict[str, float] = {}
         #: PollConfig fields to override for the rigs (tests shorten the deadline)
         self.poll_overrides: dict[str, float] = {}
+        self._ascii_filter = AsciiFilter()
+        self.zoomed: Widget | None = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -174,6 +204,12 @@ class MinertopApp(App[int]):
         else:
             yield BlocksPane()
         yield Footer()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        filters = list(super().get_line_filters())
+        if self.spec.ascii:
+            filters.append(self._ascii_filter)
+        return filters
 
     def get_system_commands(self, screen: Screen) -> list[SystemCommand]:  # type: ignore[override]
         cmds = [SystemCommand(c.label.capitalize(), c.help, self._runner(c.action))
@@ -200,6 +236,23 @@ class MinertopApp(App[int]):
     def rigs_pane(self) -> RigsPane | None:
         found = self.main.query(RigsPane)
         return found.first() if found else None
+
+    def on_resize(self, event: events.Resize) -> None:
+        w, h = event.size
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
+        if small:
+            if isinstance(self.screen, TooSmallScreen):
+                self.screen.show_size(w, h)
+            elif not any(isinstance(s, TooSmallScreen) for s in self.screen_stack):
+                self.push_screen(TooSmallScreen())
+        else:
+            while isinstance(self.screen, TooSmallScreen):
+                self.pop_screen()
+        # Tall terminals give the network panes more rows (their charts grow with them).
+        top = self.main.query("#top")
+        if top and self.zoomed is None:
+            h = self.size.height
+            top.first().styles.height = 9 if h < 45 else min(18, 9 + (h - 40) // 2)
 
     async def on_mount(self) -> None:
         self._install_hangup_guards()
@@ -486,6 +539,35 @@ class MinertopApp(App[int]):
         if 1 <= n <= len(targets):
             targets[n - 1].focus()
 
+    def action_zoom(self) -> None:
+        """Toggle the focused pane (or the first) to fill the screen."""
+        targets = self._focus_targets()
+        boxes = [t.parent if isinstance(t, RigTable) else t for t in targets]
+        top = self.main.query_one("#top")
+        if self.zoomed is not None:
+            self.zoomed = None
+            for box in boxes:
+                box.display = True
+            top.display = True
+            top.styles.height = None
+            self.main.remove_class("-zoom")
+            return
+        focused = self.focused
+        pick = 0
+        for i, t in enumerate(targets):
+            if focused is t or (focused is not None and t in focused.ancestors_with_self):
+                pick = i
+        target = boxes[pick]
+        self.zoomed = target  # type: ignore[assignment]
+        self.main.add_class("-zoom")
+        in_top = pick < 3
+        top.display = in_top
+        if in_top:
+            top.styles.height = "1fr"
+        for box in boxes:
+            box.display = box is target
+        targets[pick].focus()
+
     def action_filter(self) -> None:
         pane = self.rigs_pane
         if pane is None:
@@ -636,7 +718,7 @@ def _tty_alive(fd: int) -> bool:
 
 def run_app(spec: SourceSpec) -> int:
     app = MinertopApp(spec)
-    code = app.run()
+    code = app.run(mouse=spec.mouse)
     if app._startup_error:
         print(f"minertop: {app._startup_error}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from tui.config import (
     load_config,
     write_example_config,
 )
+from tui.glyphs import locale_is_utf8
 from tui.model import ChainSource, PriceSource
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class SourceSpec:
     chain_interval: float = 30.0
     price_interval: float = 60.0
     site: SiteConfig | None = None  #: the rigs to poll (None: no site configured)
+    ascii: bool = False  #: draw with ASCII only (--ascii, or a locale that isn't UTF-8)
+    mouse: bool = True
 
     @property
     def label(self) -> str:
@@ -130,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", type=Path,
                    help="site config (default $XDG_CONFIG_HOME/minertop/config.toml; "
                    "'minertop init-config' writes an example)")
+    look = p.add_argument_group("terminal")
+    chars = look.add_mutually_exclusive_group()
+    chars.add_argument("--ascii", dest="ascii", action="store_true", default=None,
+                       help="draw with ASCII only (default when the locale isn't UTF-8)")
+    chars.add_argument("--unicode", dest="ascii", action="store_false",
+                       help="draw with Unicode even if the locale doesn't say UTF-8")
+    look.add_argument("--no-mouse", dest="mouse", action="store_false",
+                      help="don't capture the mouse (leaves the terminal's selection alone)")
     p.add_argument("--once", action="store_true", help="fetch once, print the numbers, exit")
     p.add_argument("--json", action="store_true", help="with --once: print JSON")
     p.add_argument("--version", action="version", version=f"minertop {__version__}")
@@ -146,8 +157,11 @@ def resolve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> 
             site = load_config(args.config, environ=env)
         except ConfigError as e:
             raise UsageError(str(e)) from None
+    ascii_only = (not locale_is_utf8(env)) if args.ascii is None else args.ascii
     common = dict(
         site=site,
+        ascii=ascii_only,
+        mouse=args.mouse,
         fixed_price=args.price,
         chain_interval=args.chain_interval,
         price_interval=args.price_interval,

@@ -23,7 +23,7 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("quit", "q", "quit", "Quit minertop"),
     Command("help", "question_mark,f1", "help", "Show the keys and what they do", display="? F1"),
-    Command("refresh", "r", "refresh", "Poll every source now"),
+    Command("refresh", "r", "refresh", "Poll every source now", footer=False),
     Command("pause", "p,space", "pause", "Pause or resume all updates", display="p space"),
     Command("focus_next", "tab", "next pane", "Move to the next pane", footer=False),
     Command("focus_previous", "shift+tab", "prev pane", "Move to the previous pane",
@@ -43,6 +43,8 @@ COMMANDS: tuple[Command, ...] = (
             footer=False),
     Command("back", "escape", "back", "Back: close a screen, clear the rig filter",
             footer=False, display="esc"),
+    Command("zoom", "z", "zoom", "Zoom the focused pane to the full screen, and back"),
+    Command("alerts", "a", "alerts", "Show the alerts: active ones and what fired when"),
     Command("faster", "plus,equals_sign", "faster", "Poll more often (halve the intervals)",
             footer=False, display="+"),
     Command("slower", "minus", "slower", "Poll less often (double the intervals)",

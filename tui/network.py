@@ -153,7 +153,7 @@ class DriftView:
     blocks_vs_schedule: float  #: blocks mined minus blocks expected at 600 s; negative = behind
     since_last_block_s: float  #: never negative
     tip_ahead_s: float  #: how far the tip's timestamp lies in the future (0 if not)
-    recent_intervals: tuple[int, ...]  #: last <= 36 raw intervals, oldest first (may be < 0)
+    recent_intervals: tuple[int, ...]  #: last <= 144 raw intervals, oldest first (may be < 0)
     out_of_order: int  #: intervals < 0 among the last 144
 
     @property
@@ -200,7 +200,7 @@ def drift_view(snap: ChainSnapshot, now: float) -> DriftView:
         blocks_vs_schedule=schedule,
         since_last_block_s=max(0.0, since),
         tip_ahead_s=max(0.0, -since),
-        recent_intervals=tuple(intervals[-36:]),
+        recent_intervals=tuple(intervals[-144:]),
         out_of_order=sum(1 for i in intervals if i < 0),
     )
 

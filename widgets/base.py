@@ -63,6 +63,28 @@ def sparkline(values: list[float], width: int) -> str:
     return "".join(SPARK[round((v - lo) / (hi - lo) * top)] for v in vals)
 
 
+def block_chart(values: list[float], width: int, height: int) -> list[str]:
+    """A ``height``-row bar chart of the last ``width`` values (8 steps per row), top first."""
+    if height <= 1:
+        return [sparkline(values, width)]
+    vals = values[-width:]
+    if not vals:
+        return [""] * height
+    lo, hi = min(vals), max(vals)
+    # Leave a floor so the smallest value still shows a sliver.
+    base = lo - (hi - lo) * 0.1 if hi > lo else lo - 1.0
+    steps = height * 8
+    levels = [max(1, round((v - base) / (hi - base) * steps)) if hi > base else 1 for v in vals]
+    rows = []
+    for r in range(height - 1, -1, -1):
+        line = []
+        for lv in levels:
+            fill = lv - r * 8
+            line.append(" " if fill <= 0 else SPARK[min(8, fill) - 1])
+        rows.append("".join(line))
+    return rows
+
+
 def resample(values: list[float], width: int) -> list[float]:
     """Average ``values`` into at most ``width`` buckets (keeps the shape of long series)."""
     n = len(values)

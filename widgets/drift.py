@@ -6,7 +6,7 @@ from rich.text import Text
 
 from tui.dashboard import fmt_duration, fmt_pct
 from tui.network import DriftView, pct_vs_target
-from widgets.base import Pane, sparkline
+from widgets.base import Pane, block_chart, sparkline
 
 WIDE = 30
 
@@ -67,6 +67,13 @@ class DriftPane(Pane):
         if ivs:
             tail = f" {v.out_of_order}⇅" if v.out_of_order else ""
             spark_w = max(4, width - len(tail))
-            t.append(sparkline(ivs, spark_w), style="cyan")
-            t.append(tail, style="yellow")
+            rows = self.content_size.height - 6
+            if rows >= 3:
+                t.append(f"last {len(ivs)} intervals (max {max(ivs) / 60:.0f} min)"
+                         f"{tail}\n", style="dim")
+                chart = block_chart(ivs, spark_w, rows - 1)
+                t.append("\n".join(chart), style="cyan")
+            else:
+                t.append(sparkline(ivs, spark_w), style="cyan")
+                t.append(tail, style="yellow")
         return t

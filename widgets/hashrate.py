@@ -8,7 +8,7 @@ from rich.text import Text
 
 from tui.dashboard import fmt_ehs, fmt_pct
 from tui.network import HashrateView
-from widgets.base import Pane, resample, sparkline
+from widgets.base import Pane, block_chart, resample, sparkline
 
 EH = 1e18
 WIDE = 34
@@ -54,8 +54,23 @@ class HashratePane(Pane):
             label = f" {len(v.history)}d"
             spark_w = max(4, width - len(label))
             series = resample([p.hashrate for p in v.history], spark_w)
-            t.append(sparkline(series, spark_w), style="cyan")
-            t.append(label + "\n", style="dim")
+            rows = self.content_size.height - 5  # room to spare (zoomed, tall terminal): a chart
+            if rows >= 3:
+                lo, hi = min(series), max(series)
+                side_w = len(f" {hi / EH:,.0f}") + 1
+                chart_w = max(4, width - side_w)
+                series = resample([p.hashrate for p in v.history], chart_w)
+                lo, hi = min(series), max(series)
+                chart = block_chart(series, chart_w, rows)
+                for i, line in enumerate(chart):
+                    t.append(line, style="cyan")
+                    side = (f" {hi / EH:,.0f}" if i == 0 else
+                            f" {lo / EH:,.0f}" if i == rows - 1 else "")
+                    t.append(side + "\n", style="dim")
+                t.append(f"{len(v.history)} days of daily hashrate, EH/s\n", style="dim")
+            else:
+                t.append(sparkline(series, spark_w), style="cyan")
+                t.append(label + "\n", style="dim")
         else:
             t.append("no daily history\n", style="dim")
         r = v.ribbon
