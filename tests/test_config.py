@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tui.alerts import AlertRules
 from tui.catalog import ModelSpec
 from tui.config import (
     EXAMPLE_CONFIG,
@@ -135,19 +136,15 @@ def test_partial_model_override_fills_from_the_shipped_catalog(tmp_path: Path) -
     assert cat.lookup("Antminer S23 Hydro").hashrate_ths == 580.0  # type: ignore[union-attr]
 
 
-def test_alerts_and_keys_tables_are_kept_raw(tmp_path: Path) -> None:
+def test_keys_table_is_kept_and_validated_and_alerts_is_validated(tmp_path: Path) -> None:
     cfg = load_config(
-        write(
-            tmp_path,
-            SITE + '[alerts]\nmargin_below = -1\n[alerts.webhook]\nurl = "http://x"\n'
-            '[keys]\nquit = "q"\n',
-        )
+        write(tmp_path, SITE + '[alerts]\nrig_temp_above_c = 80\n[keys]\nquit = "x, ctrl+q"\n')
     )
     assert cfg is not None
-    assert cfg.extra == {
-        "alerts": {"margin_below": -1, "webhook": {"url": "http://x"}},
-        "keys": {"quit": "q"},
-    }
+    assert cfg.extra == {"keys": {"quit": "x, ctrl+q"}}
+    assert cfg.alerts == AlertRules(rig_temp_above_c=80.0)
+    with pytest.raises(ConfigError, match=r"config.toml:\d+: keys.more: unknown command"):
+        load_config(write(tmp_path, SITE + '[keys]\nquit = "q"\n[keys.more]\nx = 1\n'))
 
 
 def test_ipv6_hosts_and_scan_ranges(tmp_path: Path) -> None:
@@ -510,18 +507,15 @@ def test_locating_keys_survives_comments_strings_and_other_syntax(tmp_path: Path
 'name' = "x"  # [[rigs]]
 electricity_usd_kwh = 0.06
 
-[alerts]
-template = \"\"\"
+[models."S9"]
+source = \"\"\"
 [[rigs]]
 port = "fake"
 \"\"\"
-literal = '''
+[models."S19"]
+source = '''
 [[rigs]]
 '''
-list = [
-  "a", # [[rigs]]
-  { port = 1 },
-]
 
 [[ rigs ]]
 name = "a"
@@ -532,7 +526,10 @@ name = "b"
   "host" = "10.0.0.2"
 "port" = 99999
 """
-    msg = one_error(tmp_path, text)
+    # The multi-line sources are errors of their own; the rig's line must still be right.
+    with pytest.raises(ConfigError) as ei:
+        load_config(write(tmp_path, text))
+    msg = str(ei.value)
     assert f":{lineno(text, '99999')}: rigs[1].port: " in msg, msg
 
 
@@ -590,3 +587,139 @@ def test_example_config_written_to_the_xdg_default(tmp_path: Path) -> None:
     path = write_example_config(default_config_path(env))
     cfg = load_config(environ=env)
     assert cfg is not None and cfg.path == path and os.path.isfile(path)
+
+
+# --------------------------------------------------------------------------- [alerts]
+
+
+def test_alerts_default_without_a_table_and_in_the_example(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, SITE))
+    assert cfg is not None and cfg.alerts == AlertRules()
+    assert cfg.alerts.rig_offline_s == 300 and cfg.alerts.log_file is None
+    example = load_config(write(tmp_path, EXAMPLE_CONFIG, "example.toml"))
+    assert example is not None and example.alerts == AlertRules()
+    # the example shows every key (log_file commented out: its default is "none")
+    section = EXAMPLE_CONFIG.split("[alerts]", 1)[1].split("\n\n", 1)[0]
+    for key in (
+        "enabled",
+        "rig_offline_s",
+        "rig_margin_below_usd_day",
+        "rig_temp_above_c",
+        "rig_hashrate_below_nominal_pct",
+        "drift_beyond_pct",
+        "retarget_within_h",
+        "bell",
+        "# log_file",
+    ):
+        assert re.search(rf"^{re.escape(key)}\s*=", section, re.M), key
+
+
+def test_alerts_values_false_turns_a_rule_off_and_log_file_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    text = SITE + (
+        "[alerts]\n"
+        "enabled = false\n"
+        "rig_offline_s = 0\n"
+        "rig_margin_below_usd_day = -2.5\n"
+        "rig_temp_above_c = false\n"
+        "rig_hashrate_below_nominal_pct = 15\n"
+        "drift_beyond_pct = 7.5\n"
+        "retarget_within_h = false\n"
+        "bell = true\n"
+        'log_file = "~/logs/alerts.log"\n'
+    )
+    cfg = load_config(write(tmp_path, text))
+    assert cfg is not None
+    assert cfg.alerts == AlertRules(
+        enabled=False,
+        rig_offline_s=0.0,
+        rig_margin_below_usd_day=-2.5,
+        rig_temp_above_c=None,
+        rig_hashrate_below_nominal_pct=15.0,
+        drift_beyond_pct=7.5,
+        retarget_within_h=None,
+        bell=True,
+        log_file=tmp_path / "home" / "logs" / "alerts.log",
+    )
+    # a relative log file lives next to the config file; false means no log file
+    sub = tmp_path / "etc"
+    sub.mkdir()
+    cfg = load_config(write(sub, SITE + '[alerts]\nlog_file = "alerts.log"\n'))
+    assert cfg is not None and cfg.alerts.log_file == sub / "alerts.log"
+    cfg = load_config(write(sub, SITE + "[alerts]\nlog_file = false\n"))
+    assert cfg is not None and cfg.alerts.log_file is None
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "rig_temp_above_c = 200",
+            "alerts.rig_temp_above_c: expected a number >0 and ≤150 (°C) "
+            "or false to turn it off, got 200",
+        ),
+        (
+            "rig_temp_above_c = true",
+            "alerts.rig_temp_above_c: expected a number >0 and ≤150 (°C) "
+            "or false to turn it off, got true",
+        ),
+        (
+            'rig_offline_s = "5m"',
+            "alerts.rig_offline_s: expected a number 0–604800 (s) "
+            'or false to turn it off, got "5m"',
+        ),
+        ("rig_offline_s = -1", "alerts.rig_offline_s: expected a number 0–604800"),
+        (
+            "rig_hashrate_below_nominal_pct = 0",
+            "alerts.rig_hashrate_below_nominal_pct: expected a number >0 and ≤99 (% under nominal)",
+        ),
+        ("rig_hashrate_below_nominal_pct = 100", "alerts.rig_hashrate_below_nominal_pct: "),
+        ("drift_beyond_pct = nan", "alerts.drift_beyond_pct: expected a number >0 and ≤1000"),
+        (
+            "retarget_within_h = 0",
+            "alerts.retarget_within_h: expected a number >0 and ≤720 (hours)",
+        ),
+        (
+            "rig_margin_below_usd_day = [1]",
+            "alerts.rig_margin_below_usd_day: expected a number "
+            "-10000–10000 ($/day) or false to turn it off, got an array",
+        ),
+        ('bell = "yes"', 'alerts.bell: expected true or false, got "yes"'),
+        ("bell = 1", "alerts.bell: expected true or false, got 1"),
+        (
+            "log_file = 3",
+            'alerts.log_file: expected a file path like "~/minertop-alerts.log" or false, got 3',
+        ),
+        ('log_file = ""', "alerts.log_file: expected a file path"),
+        ("log_file = true", "alerts.log_file: expected a file path"),
+        (
+            "rig_temp_above = 80",
+            "alerts.rig_temp_above: unknown key (did you mean "
+            '"rig_temp_above_c"?); expected one of: enabled, rig_offline_s,',
+        ),
+        ("sms = 1", "alerts.sms: unknown key; expected one of: enabled,"),
+    ],
+)
+def test_alerts_errors_name_the_line_and_key(tmp_path: Path, line: str, expected: str) -> None:
+    text = SITE + "[alerts]\nenabled = true\n" + line + "\n"
+    msg = one_error(tmp_path, text)
+    assert f"config.toml:{lineno(text, line)}: {expected}" in msg, msg
+
+
+def test_alerts_errors_shapes_directories_and_several_at_once(tmp_path: Path) -> None:
+    msg = one_error(tmp_path, "alerts = 3\n" + SITE)
+    assert "config.toml:1: alerts: expected a table, got 3" in msg, msg
+    (tmp_path / "logs").mkdir()
+    text = SITE + f'[alerts]\nlog_file = "{tmp_path / "logs"}"\n'
+    msg = one_error(tmp_path, text)
+    assert "config.toml:5: alerts.log_file: expected a file path" in msg, msg
+    assert "which is a directory" in msg, msg
+    text = SITE + "[alerts]\nrig_temp_above_c = -1\nbell = 2\n[alerts.webhook]\nurl = 'x'\n"
+    e = error(tmp_path, text)
+    assert [(i.line, i.key) for i in e.issues] == [
+        (5, "alerts.rig_temp_above_c"),
+        (6, "alerts.bell"),
+        (7, "alerts.webhook"),
+    ], str(e)

@@ -30,18 +30,28 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from tui.alerts import (
+    AlertEngine,
+    AlertEvent,
+    AlertRules,
+    NetworkCondition,
+    RigCondition,
+    format_log_line,
+)
 from tui.catalog import Catalog
 from tui.cli import SourceSpec, demo_spec, make_sources
-from tui.commands import COMMANDS
+from tui.commands import COMMANDS, parse_keymap
 from tui.config import SiteConfig
 from tui.dashboard import Dashboard, compute
 from tui.history import RigHistory, Sample
 from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource
+from tui.safe import safe
 from tui.site import RigInput, SiteView, compute_site
 from tui.sources.base import SourceError
 from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
 from tui.sources.rigs import RigFleet
+from widgets.alerts import AlertsScreen, alerts_table
 from widgets.ascii import AsciiFilter
 from widgets.base import Pane, SourceStatus
 from widgets.blocks import BlocksPane
@@ -151,7 +161,7 @@ class MinertopApp(App[int]):
     TITLE = "minertop"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(c.keys, c.action, c.label, show=c.footer, id=c.action,
+        Binding(c.keys, c.action, c.label, show=c.footer, id=c.id,
                 key_display=c.display.split()[0] if c.display else None)
         for c in COMMANDS
     ]
@@ -191,6 +201,10 @@ class MinertopApp(App[int]):
         self.poll_overrides: dict[str, float] = {}
         self._ascii_filter = AsciiFilter()
         self.zoomed: Widget | None = None
+        rules = spec.site.alerts if spec.site is not None else AlertRules()
+        self.alert_rules = rules
+        self.alerts = AlertEngine(rules)
+        self._alert_log_error = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -256,6 +270,9 @@ class MinertopApp(App[int]):
 
     async def on_mount(self) -> None:
         self._install_hangup_guards()
+        keys = self.spec.site.extra.get("keys") if self.spec.site else None
+        if keys:
+            self.set_keymap(parse_keymap(keys))
         self.set_interval(self.tick_s, self._tick)
         self.run_worker(self._start(), name="start", exit_on_error=False)
 
@@ -426,6 +443,7 @@ class MinertopApp(App[int]):
                 blocks.first().show(self.chain)
             self._recompute_site()
             self._update_statuses()
+        self._evaluate_alerts()
 
     def _recompute_site(self, record: bool = False) -> None:
         """Rig rows and site totals from the fleet and the network's numbers."""
@@ -467,12 +485,76 @@ class MinertopApp(App[int]):
         if pane is not None and not self.paused:
             with self.batch_update():  # every changed cell lands in one frame
                 pane.show(view.rows, view.title(self.size.width))
+        if record:
+            self._evaluate_alerts()
         top = self.screen
         if isinstance(top, RigDetailScreen):
             row = next((r for r in view.rows if r.rig_id == top.rig_id), None)
             if row is not None:
                 top.refresh_detail(row, self.rig_history.setdefault(row.rig_id, RigHistory()),
                                    now)
+
+    # ------------------------------------------------------------------ alerts
+    def _evaluate_alerts(self) -> None:
+        """Feed the alert engine; it reports each condition once when it starts and ends."""
+        now = self.clock()
+        rigs = []
+        if self.site_view is not None:
+            rigs = [RigCondition(rig_id=r.rig_id, status=r.status, reason=r.reason,
+                                 margin_usd_day=r.margin, temp_max_c=r.temp_max,
+                                 hashrate_ths=r.hashrate_ths, nominal_ths=r.nominal_ths)
+                    for r in self.site_view.rows]
+        network = None
+        d = self.dashboard
+        if d is not None:
+            rt = d.retarget
+            network = NetworkCondition(
+                epoch_drift_pct=d.drift.epoch_drift_pct,
+                retarget_eta_unix=rt.projection.estimated_retarget_time if rt else None,
+                retarget_change_pct=rt.projection.difficulty_change if rt else None)
+        events = self.alerts.evaluate(now, rigs=rigs, network=network)
+        for e in events:
+            self._announce(e)
+        if events:
+            self._update_alert_count()
+            if isinstance(self.screen, AlertsScreen):
+                self.screen.update_table(self._alerts_table())
+
+    def _announce(self, e: AlertEvent) -> None:
+        a = e.alert
+        if e.kind == "fired":
+            self.notify(safe(a.message), title=f"alert · {a.severity}",
+                        severity="error" if a.severity == "critical" else "warning", timeout=10)
+            if self.alert_rules.bell:
+                self.bell()
+        else:
+            self.notify(safe(a.message), title="alert cleared", timeout=5)
+        log = self.alert_rules.log_file
+        if log is not None:
+            try:
+                with open(log, "a", encoding="utf-8") as f:
+                    f.write(format_log_line(e) + "\n")
+            except OSError as err:
+                if not self._alert_log_error:  # say it once, keep alerting on screen
+                    self._alert_log_error = True
+                    self.notify(f"can't write the alert log {log}: {err.strerror or err}",
+                                severity="error", timeout=15)
+
+    def _update_alert_count(self) -> None:
+        active = list(self.alerts.active.values())
+        crit = sum(1 for a in active if a.severity == "critical")
+        self.main.query_one(HeaderBar).set_alerts(crit, len(active) - crit)
+
+    def _alerts_table(self) -> Table:
+        log = self.alert_rules.log_file
+        return alerts_table(self.alerts.active, self.alerts.history, self.clock(),
+                            str(log) if log else None)
+
+    def action_alerts(self) -> None:
+        if isinstance(self.screen, AlertsScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(AlertsScreen(self._alerts_table()))
 
     def _status(self, name: str, now: float) -> SourceStatus:
         p = self.pollers.get(name)

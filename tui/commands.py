@@ -16,6 +16,11 @@ class Command:
     display: str = ""  #: how the keys are written in the help screen
 
     @property
+    def id(self) -> str:
+        """The name used in the config's [keys] table, e.g. ``quit``, ``pane1``."""
+        return self.action.replace("(", "").replace(")", "")
+
+    @property
     def shown_keys(self) -> str:
         return self.display or self.keys.replace(",", " ")
 
@@ -50,3 +55,46 @@ COMMANDS: tuple[Command, ...] = (
     Command("slower", "minus", "slower", "Poll less often (double the intervals)",
             footer=False, display="-"),
 )
+
+
+COMMAND_IDS = {c.id: c for c in COMMANDS}
+
+
+def key_name(text: str) -> str:
+    """A key as Textual names it: ``?`` -> ``question_mark``, ``Ctrl+X`` -> ``ctrl+x``."""
+    from textual.keys import _character_to_key
+
+    t = text.strip()
+    if len(t) == 1 and not t.isalnum():
+        return _character_to_key(t)
+    return t.lower() if "+" in t or len(t) > 1 else t
+
+
+_NAMED = {"tab", "enter", "escape", "space", "backspace", "delete", "insert", "home", "end",
+          "pageup", "pagedown", "up", "down", "left", "right"}
+
+
+def parse_keymap(raw: object) -> dict[str, str]:
+    """The config's ``[keys]`` table (command = "key, key") as a Textual keymap.
+
+    Raises ValueError naming the first bad entry.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError("[keys] must be a table of command = \"key, key\"")
+    out: dict[str, str] = {}
+    for cmd, value in raw.items():
+        if cmd not in COMMAND_IDS:
+            raise ValueError(f"keys.{cmd}: unknown command (known: {', '.join(COMMAND_IDS)})")
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"keys.{cmd}: expected keys like \"q\" or \"ctrl+q, f10\"")
+        names = []
+        for part in value.split(","):
+            name = key_name(part)
+            base = name.rsplit("+", 1)[-1]
+            ok = (len(base) == 1 or base in _NAMED or (base[0] == "f" and base[1:].isdigit())
+                  or "_" in base)
+            if not name or not ok:
+                raise ValueError(f"keys.{cmd}: {part.strip()!r} is not a key name")
+            names.append(name)
+        out[cmd] = ",".join(names)
+    return out

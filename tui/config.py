@@ -22,10 +22,11 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from tui.alerts import AlertRules
 from tui.catalog import Catalog, ModelSpec, normalise
 
 if sys.version_info >= (3, 11):
@@ -40,7 +41,7 @@ DEFAULT_PORTS: dict[str, int] = {"cgminer": 4028, "bitaxe": 80}
 #: Largest scan range accepted (a /16 of IPv4): a typo must not scan someone else's network.
 MAX_SCAN_ADDRESSES = 2**16
 #: Top-level tables kept raw for later features.
-EXTRA_TABLES = ("alerts", "keys")
+EXTRA_TABLES = ("keys",)
 MAX_ERRORS = 20
 
 
@@ -90,8 +91,9 @@ class SiteConfig:
     models: dict[str, ModelSpec] = field(default_factory=dict, hash=False)
     poll: PollConfig = field(default_factory=PollConfig)
     path: Path | None = None
-    #: Raw ``[alerts]`` / ``[keys]`` tables, reserved for later features.
+    #: Raw ``[keys]`` table, reserved for a later feature.
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+    alerts: AlertRules = field(default_factory=AlertRules)
 
     def electricity_for(self, rig: RigConfig | None) -> float:
         if rig is not None and rig.electricity_usd_kwh is not None:
@@ -543,7 +545,7 @@ _RIG_KEYS = (
 )
 _SCAN_KEYS = ("cidr", "port", "kind")
 _MODEL_KEYS = ("hashrate_ths", "power_w", "source")
-_TOP_KEYS = ("site", "poll", "rigs", "scans", "models", *EXTRA_TABLES)
+_TOP_KEYS = ("site", "poll", "rigs", "scans", "models", "alerts", *EXTRA_TABLES)
 
 MAX_POWER_W = 100_000.0
 MAX_HASHRATE_THS = 100_000.0
@@ -805,7 +807,19 @@ def _validate(data: dict[str, Any], c: _Checker, path: Path | None) -> SiteConfi
         scans_seen[key] = scp + ("cidr",)
         scans.append(ScanRange(cidr, port, kind))
 
+    alerts = _alerts(c, data, path)
     extra = {k: data[k] for k in EXTRA_TABLES if k in data}
+    if "keys" in data:
+        from tui.commands import parse_keymap
+
+        keys = data["keys"]
+        try:
+            parse_keymap(keys)
+        except ValueError as e:
+            # The message starts with the key path ("keys.quit: ..."): point at that line.
+            head, _, why = str(e).partition(": ")
+            parts = tuple(head.split(".", 1)) if head.startswith("keys.") else ("keys",)
+            c.err(parts, why or str(e))
     if c.issues or elec is None or None in (name, fee, overhead):
         return None
     return SiteConfig(
@@ -819,6 +833,7 @@ def _validate(data: dict[str, Any], c: _Checker, path: Path | None) -> SiteConfi
         poll=poll,
         path=path,
         extra=extra,
+        alerts=alerts,
     )
 
 
@@ -848,6 +863,95 @@ def _check_cidr(c: _Checker, path: KeyPath, v: object) -> str | None:
         )
         return None
     return str(net)
+
+
+# [alerts]: key -> (low, high, low bound open, unit) of each threshold; ``false`` turns it off.
+_ALERT_THRESHOLDS: dict[str, tuple[float, float, bool, str]] = {
+    "rig_offline_s": (0, 7 * 86400, False, "s"),
+    "rig_margin_below_usd_day": (-MAX_OVERHEAD, MAX_OVERHEAD, False, "$/day"),
+    "rig_temp_above_c": (0, 150, True, "°C"),
+    "rig_hashrate_below_nominal_pct": (0, 99, True, "% under nominal"),
+    "drift_beyond_pct": (0, 1000, True, "% off 600 s"),
+    "retarget_within_h": (0, 720, True, "hours"),
+}
+_ALERT_KEYS = ("enabled", *_ALERT_THRESHOLDS, "bell", "log_file")
+
+
+def _alerts(c: _Checker, data: dict[str, Any], path: Path | None) -> AlertRules:
+    """The ``[alerts]`` table (all keys optional; absent: :class:`AlertRules` defaults)."""
+    d = AlertRules()
+    if "alerts" not in data:
+        return d
+    ap: KeyPath = ("alerts",)
+    t = c.table(ap, data["alerts"])
+    if t is None:
+        return d
+    c.keys(ap, t, _ALERT_KEYS)
+    values: dict[str, Any] = {}
+    for key, (lo, hi, lo_open, unit) in _ALERT_THRESHOLDS.items():
+        if key in t:
+            values[key] = _alert_threshold(c, ap + (key,), t[key], lo, hi, lo_open, unit)
+    for key in ("enabled", "bell"):
+        if key in t:
+            values[key] = _check_bool(c, ap + (key,), t[key])
+    if "log_file" in t:
+        values["log_file"] = _check_log_file(c, ap + ("log_file",), t["log_file"], path)
+    # None is "off" for a threshold; for the rest it means invalid (reported): keep the default
+    keep = {k: v for k, v in values.items() if v is not None or k in _ALERT_THRESHOLDS}
+    return replace(d, **keep)
+
+
+def _alert_threshold(
+    c: _Checker, path: KeyPath, v: object, lo: float, hi: float, lo_open: bool, unit: str
+) -> float | None:
+    """A number in range, or ``false`` (None: the alert is off; also None when invalid, which
+    is reported, and nothing is built from a config with problems)."""
+    if v is False:
+        return None
+    ok = (
+        not isinstance(v, bool)
+        and isinstance(v, (int, float))
+        and math.isfinite(v)
+        and (v > lo if lo_open else v >= lo)
+        and v <= hi
+    )
+    if not ok:
+        rng = f">{_num(lo)} and ≤{_num(hi)}" if lo_open else f"{_num(lo)}–{_num(hi)}"
+        c.err(path, f"expected a number {rng} ({unit}) or false to turn it off, got {_show(v)}")
+        return None
+    return float(v)  # type: ignore[arg-type]
+
+
+def _check_bool(c: _Checker, path: KeyPath, v: object) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    c.err(path, f"expected true or false, got {_show(v)}")
+    return None
+
+
+def _check_log_file(c: _Checker, path: KeyPath, v: object, config: Path | None) -> Path | None:
+    """A file path (``~`` expanded; relative to the config file's directory), or ``false``."""
+    if v is False:
+        return None
+    expected = 'expected a file path like "~/minertop-alerts.log" or false'
+    if not isinstance(v, str) or not v.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+        c.err(path, f"{expected}, got {_show(v)}")
+        return None
+    try:
+        p = Path(v.strip()).expanduser()
+    except RuntimeError:  # "~user" with no such user, or no home directory
+        c.err(path, f"{expected}; can't expand ~ in {_show(v)}")
+        return None
+    if not p.is_absolute() and config is not None:
+        p = config.parent / p
+    try:
+        is_dir = p.is_dir()
+    except OSError:
+        is_dir = False
+    if is_dir:
+        c.err(path, f"{expected}, got {_show(v)}, which is a directory")
+        return None
+    return p
 
 
 # --------------------------------------------------------------------------- loading
@@ -968,6 +1072,20 @@ interval_s = 10              # seconds between polls
 timeout_s = 3                # per-rig deadline; a hung rig never delays the cycle
 concurrency = 256            # rigs polled at once (1–10000)
 retries = 1                  # extra attempts after a failure (0–10)
+
+# Alerts (these are the defaults; the whole table is optional).  Each alert fires once when
+# its condition starts and clears once when it ends: a notification, the alerts screen (a),
+# optionally the terminal bell and a log file.  Set a threshold to false to turn it off.
+[alerts]
+enabled = true
+rig_offline_s = 300                  # a rig offline or in error for longer than this (s)
+rig_margin_below_usd_day = 0.0       # a rig's margin below this, US$ per day (0: losing money)
+rig_temp_above_c = 85                # a rig's hottest sensor above this (°C)
+rig_hashrate_below_nominal_pct = 20  # live hashrate more than this % under its model's nominal
+drift_beyond_pct = 10                # this epoch's mean block interval this % off 600 s
+retarget_within_h = 24               # the next retarget less than this many hours away
+bell = false                         # ring the terminal bell when an alert fires
+# log_file = "~/.local/state/minertop/alerts.log"  # append a line per alert (default: none)
 
 # Rigs listed one by one.
 #   kind = "cgminer": the miner API on TCP 4028 (Antminer, Whatsminer, Avalon, Braiins OS,

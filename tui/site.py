@@ -53,6 +53,7 @@ class RigRow:
     age_s: float | None
     pool: str | None
     economics: RigEconomics | None
+    nominal_ths: float | None = None  #: the model's (or the config's) nominal hashrate
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def compute_site(
             age_s=inp.age_s,
             pool=rd.pool if rd else None,
             economics=econ,
+            nominal_ths=spec.hashrate_ths if spec else None,
         ))
     totals = site_totals(econ_items, price_usd)
     return SiteView(site.name, tuple(rows), totals, price_usd, counts)

@@ -25,6 +25,7 @@ class HeaderBar(Widget):
         self.statuses: dict[str, SourceStatus] = {}
         self.now = time.time()
         self.paused = False
+        self.alerts = (0, 0)  #: (critical, warning) active
 
     def set_data(self, *, source: str, tip: int | None, price: float | None,
                  hashprice: float | None) -> None:
@@ -34,6 +35,11 @@ class HeaderBar(Widget):
     def set_statuses(self, statuses: dict[str, SourceStatus], now: float, paused: bool) -> None:
         self.statuses, self.now, self.paused = statuses, now, paused
         self.refresh()
+
+    def set_alerts(self, critical: int, warning: int) -> None:
+        if (critical, warning) != self.alerts:
+            self.alerts = (critical, warning)
+            self.refresh()
 
     def _ages(self, short: bool) -> Text:
         t = Text()
@@ -65,6 +71,11 @@ class HeaderBar(Widget):
             left.append(p)
         if self.paused:
             left.append(" ⏸ PAUSED", style="bold reverse")
+        crit, warn = self.alerts
+        if crit or warn:
+            left.append(" ")
+            left.append(f" ✗ {crit + warn} alert{'s' if crit + warn > 1 else ''} ",
+                        style="bold reverse red" if crit else "bold reverse yellow")
         clock = time.strftime("%H:%M:%S", time.localtime(self.now))
         right = self._ages(short=width < 110)
         right.append(f"  {clock} ")
