@@ -102,15 +102,23 @@ def test_lookup_real_reported_names(cat: Catalog, reported: str, model: str) -> 
         ("Antminer S19 XP", "S19 XP"),  # not S19
         ("Antminer S21 XP Hyd.", "S21 XP Hydro"),  # not S21 XP, not S21
         ("Antminer S21 Pro", "S21 Pro"),  # not S21
-        # an unknown variant falls back to the longest whole-token prefix
-        ("Antminer S21 Hyd.", "S21"),
-        ("Antminer S21 XP+ Hyd.", "S21 XP"),
-        ("Antminer S19 XP Hydro", "S19 XP"),
+        # an unknown variant falls back to the longest whole-token prefix (a firmware tag)
+        ("Antminer S19 XP (Vnish 1.2)", "S19 XP"),
+        ("WhatsMiner M60SVK30", "M60S"),
+        ("M50SVH50", "M50S"),
     ],
 )
 def test_longest_match(cat: Catalog, reported: str, model: str) -> None:
     spec = cat.lookup(reported)
     assert spec is not None and spec.model == model
+
+
+@pytest.mark.parametrize(
+    "reported", ["Antminer S21 Hyd.", "Antminer S21 XP+ Hyd.", "Antminer S19 XP Hydro",
+                 "S21+", "S19 Pro+ Hyd."])
+def test_other_machines_are_not_their_prefix(cat: Catalog, reported: str) -> None:
+    # A hydro or "+" variant has another J/TH: no match beats a silently wrong estimate.
+    assert cat.lookup(reported) is None
 
 
 @pytest.mark.parametrize(
@@ -177,8 +185,7 @@ def test_overrides_replace_and_add() -> None:
 def test_get_is_exact() -> None:
     cat = Catalog.load()
     assert cat.get("Antminer S21 XP").model == "S21 XP"  # type: ignore[union-attr]
-    assert cat.get("S21 Hydro") is None  # lookup() would fall back to S21; get() doesn't
-    assert cat.lookup("S21 Hydro").model == "S21"  # type: ignore[union-attr]
+    assert cat.get("S21 Hydro") is None
 
 
 def test_override_keyed_by_name_even_if_spec_model_differs() -> None:

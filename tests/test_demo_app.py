@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import FakeClock
 from tui.app import MinertopApp
+from tui.app import SourceFailed as SourceFailedMsg
 from tui.cli import SourceSpec
 from widgets.drift import DriftPane
 from widgets.hashrate import HashratePane
@@ -163,3 +164,47 @@ async def test_demo_site_margins_and_rig_keys() -> None:
         assert rig_id in {r.rig_id for r in view.rows}
         await pilot.press("escape")
         assert not isinstance(app.screen, RigDetailScreen)
+
+
+async def test_hostile_error_text_and_no_price_do_not_crash() -> None:
+    """Markup in remote text is shown literally; details open even without a price."""
+    from widgets.rig_detail import RigDetailScreen
+    from widgets.rigs import RigsPane
+
+    app = demo_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        app.price = None  # the price source never answered
+        app.post_message(SourceFailedMsg("chain", "mempool x: HTTP 500: [/bogus] [b]bold[/b]"))
+        await pilot.pause()
+        assert "[/bogus]" in str(app.query_one(RetargetPane).border_subtitle)
+        app._recompute()
+        pane = app.query_one(RigsPane)
+        pane.table.focus()
+        await pilot.press("slash", "[", "/", "x", "]", "enter")
+        assert pane.filter_text == "[/x]"
+        await pilot.press("escape", "4", "down", "down", "down", "enter")
+        assert isinstance(app.screen, RigDetailScreen)
+        await pilot.pause()
+        assert app.is_running
+
+
+def test_a_rig_hashing_nothing_is_an_error_not_ok() -> None:
+    from tui.catalog import Catalog
+    from tui.config import RigConfig, SiteConfig
+    from tui.economics import hashprice
+    from tui.model import RigReading
+    from tui.site import RigInput, compute_site
+
+    cfg = RigConfig(name="dead", host="127.0.0.1", model="S19j Pro")
+    rd = RigReading(rig_id="dead", host="127.0.0.1", port=4028, time=0.0, ok=True,
+                    model="Antminer S19j Pro", hashrate_ths=0.0)
+    view = compute_site(
+        [RigInput("dead", "127.0.0.1", 4028, cfg, rd, "ok", None, 1.0)],
+        site=SiteConfig(name="t", electricity_usd_kwh=0.06, rigs=(cfg,)),
+        catalog=Catalog.load(), hashprice=hashprice(1.4e14, 312_500_000, 0, 71_000.0),
+        price_usd=71_000.0, retarget_change_pct=-10.0)
+    row = view.rows[0]
+    assert row.status == "error" and "not hashing" in (row.reason or "")
+    assert row.power_w is None and row.margin is None
+    assert view.counts == {"error": 1}

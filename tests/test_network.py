@@ -203,3 +203,15 @@ def test_dashboard_json_fields() -> None:
         "change_pct_high", "eta_unix", "eta_unix_low", "eta_unix_high", "previous_change_pct"}
     assert doc["drift"]["epoch_avg_min"] == pytest.approx(11.6)
     assert doc["retarget"]["remaining_blocks"] == 416
+
+
+def test_hashprice_uses_the_new_difficulty_after_the_last_block_of_a_period() -> None:
+    from tui.dashboard import next_block_difficulty
+
+    tip = 2016 * 5 - 1  # the last block of period 4: the next block is at the new target
+    times = regular(tip, 1200, start=tip - 2100)  # blocks twice as slow: difficulty halves
+    s = snap_from(times, tip, bits={4: chain.target_to_bits(chain.bits_to_target(DIFF1) // 4)})
+    new = next_block_difficulty(s)
+    assert new == pytest.approx(s.tip.difficulty * 1_209_600 / (2015 * 1200), rel=1e-4)
+    s2 = snap_from(regular(tip - 1, 600, start=tip - 2100), tip - 1)
+    assert next_block_difficulty(s2) == s2.tip.difficulty

@@ -1267,3 +1267,15 @@ def test_backoff_validates() -> None:
         Backoff(0)
     with pytest.raises(ValueError):
         Backoff(1, min_delay=10, max_delay=5)
+
+
+def test_implausible_timestamps_and_difficulty_are_reply_errors() -> None:
+    from tui.sources.base import ShapeError, get_positive, get_time
+
+    assert get_time({"t": 1_769_000_000}, "t") == 1_769_000_000
+    for bad in (10**17, -5):
+        with pytest.raises(ShapeError, match="plausible"):
+            get_time({"t": bad}, "t")
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(ShapeError, match="positive|finite"):
+            get_positive({"d": bad}, "d")

@@ -64,6 +64,8 @@ from widgets.rigs import RigsPane, RigTable
 
 #: How often the projection is recomputed between polls (it depends on the clock).
 RECOMPUTE_EVERY_S = 30.0
+#: More alerts than this firing at once are summed up in one notification.
+ALERT_TOASTS = 3
 MIN_INTERVAL_S, MAX_INTERVAL_S = 5.0, 3600.0
 
 
@@ -289,7 +291,7 @@ class MinertopApp(App[int]):
                                                clock=self.clock)
                 except Exception as e:  # a bad scenario name or a port problem: say so
                     self._startup_error = f"demo simulator failed to start: {e}"
-                    self.notify(self._startup_error, severity="error", timeout=30)
+                    self.notify(self._startup_error, severity="error", timeout=30, markup=False)
                     return
                 sim = self.sim
                 spec = demo_spec(spec, sim.mempool_url, sim.rpc_url, sim.cookie_path)
@@ -300,8 +302,7 @@ class MinertopApp(App[int]):
             "price": Poller("price", price_src, spec.price_interval,
                             Backoff(spec.price_interval, **self.backoff_overrides)),
         }
-        self.source_label = (f"demo (simulated, via {spec.kind} API)" if spec.demo
-                             else chain_src.label)
+        self.source_label = f"demo ({spec.kind} sim)" if spec.demo else chain_src.label
         self.main.query_one(HeaderBar).set_data(source=self.source_label, tip=None, price=None,
                                            hashprice=None)
         if self.has_site and self._given_sources is None:
@@ -318,7 +319,8 @@ class MinertopApp(App[int]):
             try:
                 self.rig_sim, site = await start_demo_site(self.spec.demo_seed, self.clock)
             except Exception as e:
-                self.notify(f"demo rigs failed to start: {e}", severity="error", timeout=30)
+                self.notify(f"demo rigs failed to start: {e}", severity="error", timeout=30,
+                            markup=False)
                 return
             self.site = site
         if site is None:
@@ -405,7 +407,8 @@ class MinertopApp(App[int]):
         first = p.error is None
         p.error = msg.error
         if first:
-            self.notify(msg.error, title=f"{msg.name} source", severity="warning", timeout=8)
+            self.notify(safe(msg.error), title=f"{msg.name} source", severity="warning",
+                        timeout=8, markup=False)
         self._update_statuses()
 
     # ------------------------------------------------------------------ views
@@ -415,8 +418,8 @@ class MinertopApp(App[int]):
                 and bool(self.main.query(HeaderBar)))
 
     def _recompute(self) -> None:
-        if not self._views_ready():
-            return
+        if not self._views_ready() or self.paused:
+            return  # paused: data that was in flight is kept and shown on resume
         if self.chain is None:
             # No chain yet (slow or down): what the other sources know is still shown.
             self.main.query_one(HeaderBar).set_data(
@@ -513,22 +516,35 @@ class MinertopApp(App[int]):
                 retarget_eta_unix=rt.projection.estimated_retarget_time if rt else None,
                 retarget_change_pct=rt.projection.difficulty_change if rt else None)
         events = self.alerts.evaluate(now, rigs=rigs, network=network)
+        fired = [e for e in events if e.kind == "fired"]
+        if len(fired) > ALERT_TOASTS:
+            # Many at once (start-up, a site-wide outage): one summary, not a wall of toasts.
+            kinds: dict[str, int] = {}
+            for e in fired:
+                kinds[e.alert.kind] = kinds.get(e.alert.kind, 0) + 1
+            summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            crit = any(e.alert.severity == "critical" for e in fired)
+            self.notify(f"{len(fired)} alerts: {summary} — press a for the list",
+                        title="alerts", severity="error" if crit else "warning", timeout=10,
+                        markup=False)
+            if self.alert_rules.bell:
+                self.bell()
         for e in events:
-            self._announce(e)
+            self._announce(e, toast=len(events) <= ALERT_TOASTS)
         if events:
             self._update_alert_count()
             if isinstance(self.screen, AlertsScreen):
                 self.screen.update_table(self._alerts_table())
 
-    def _announce(self, e: AlertEvent) -> None:
+    def _announce(self, e: AlertEvent, toast: bool = True) -> None:
         a = e.alert
-        if e.kind == "fired":
-            self.notify(safe(a.message), title=f"alert · {a.severity}",
+        if toast and e.kind == "fired":
+            self.notify(safe(a.message), title=f"alert · {a.severity}", markup=False,
                         severity="error" if a.severity == "critical" else "warning", timeout=10)
             if self.alert_rules.bell:
                 self.bell()
-        else:
-            self.notify(safe(a.message), title="alert cleared", timeout=5)
+        elif toast:
+            self.notify(safe(a.message), title="alert cleared", timeout=5, markup=False)
         log = self.alert_rules.log_file
         if log is not None:
             try:
@@ -538,7 +554,7 @@ class MinertopApp(App[int]):
                 if not self._alert_log_error:  # say it once, keep alerting on screen
                     self._alert_log_error = True
                     self.notify(f"can't write the alert log {log}: {err.strerror or err}",
-                                severity="error", timeout=15)
+                                severity="error", timeout=15, markup=False)
 
     def _update_alert_count(self) -> None:
         active = list(self.alerts.active.values())
@@ -568,6 +584,8 @@ class MinertopApp(App[int]):
         now = self.clock()
         chain = self._status("chain", now)
         statuses = {"chain": chain, "price": self._status("price", now)}
+        if "rigs" in self.pollers:
+            statuses["rigs"] = self._status("rigs", now)
         self.main.query_one(HeaderBar).set_statuses(statuses, now, self.paused)
         for pane in self.panes:
             pane.set_status(chain)
@@ -697,6 +715,10 @@ class MinertopApp(App[int]):
         for p in self.pollers.values():
             p.interval = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, p.interval * factor))
             p.backoff.interval = p.interval
+            if p.name == "rigs" and self.fleet is not None:
+                # A rig is stale after three missed polls, at whatever pace we poll.
+                self.fleet.interval = p.interval
+                self.fleet.stale_after = 3 * p.interval
         shown = ", ".join(f"{p.name} {p.interval:.0f}s" for p in self.pollers.values())
         self.notify(f"poll every {shown}", timeout=3)
 

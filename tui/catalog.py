@@ -79,6 +79,9 @@ class ModelSpec:
         return self.power_w / self.hashrate_ths
 
 
+_WM_GLUED_RE = re.compile(r"(m\d{2}s\+{0,2})v[a-z]{0,2}\d{2,3}")
+
+
 def _tokens(name: object) -> list[str]:
     if not isinstance(name, str):
         return []
@@ -91,6 +94,9 @@ def _tokens(name: object) -> list[str]:
         if i > 0 and out and _VARIANT_RE.fullmatch(tok):
             continue
         tok = _HYDRO_RE.sub("hydro", tok)
+        glued = _WM_GLUED_RE.fullmatch(tok)  # Whatsminer "M60SVK30": variant glued on
+        if glued:
+            tok = glued.group(1)
         m = _AVALON_RE.fullmatch(tok)
         if m:
             tok = m.group(1)
@@ -204,6 +210,11 @@ class Catalog:
             bounds.add(n)
         for k in self._keys_longest_first:
             if len(k) in bounds and key.startswith(k):
+                rest = key[len(k):]
+                # "S21+ Hyd." or "S21 Hyd." is another machine than the S21: a different
+                # J/TH would silently skew the power estimate, so no match beats a wrong one.
+                if rest.startswith("+") or "hydro" in rest:
+                    return None
                 return self._by_key[k]
         return None
 

@@ -94,6 +94,17 @@ def _positive(kind: str) -> object:
     return parse
 
 
+MIN_INTERVAL_S = 5.0
+
+
+def _interval(text: str) -> float:
+    """A poll interval: public instances rate-limit, so nothing faster than 5 s."""
+    value = _positive("interval")(text)  # type: ignore[operator]
+    if value < MIN_INTERVAL_S:
+        raise argparse.ArgumentTypeError(f"at least {MIN_INTERVAL_S:.0f} s, got {text!r}")
+    return float(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="minertop",
@@ -126,10 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="protocol the demo's client uses to read the simulator")
     p.add_argument("--seed", type=int, default=2026, help="simulator seed for --demo")
     p.add_argument("--scenario", default="jan2026", help="simulator scenario for --demo")
-    p.add_argument("--chain-interval", type=_positive("interval"), default=30.0, metavar="S",
-                   help="seconds between chain polls (default 30)")
-    p.add_argument("--price-interval", type=_positive("interval"), default=60.0, metavar="S",
-                   help="seconds between price polls (default 60)")
+    p.add_argument("--chain-interval", type=_interval, default=30.0, metavar="S",
+                   help="seconds between chain polls (default 30, at least 5)")
+    p.add_argument("--price-interval", type=_interval, default=60.0, metavar="S",
+                   help="seconds between price polls (default 60, at least 5)")
     p.add_argument("--config", metavar="PATH", type=Path,
                    help="site config (default $XDG_CONFIG_HOME/minertop/config.toml; "
                    "'minertop init-config' writes an example)")
@@ -169,6 +180,13 @@ def resolve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> 
     if args.demo:
         if args.rpc_cookie or args.rpc_user:
             raise UsageError("--demo reads its own simulator; drop --rpc-cookie/--rpc-user")
+        if args.config:
+            raise UsageError("--demo runs its own simulated site; drop --config")
+        from tui.sim.world import SCENARIOS
+
+        if args.scenario not in SCENARIOS:
+            raise UsageError(f"--scenario: unknown scenario {args.scenario!r} "
+                             f"(known: {', '.join(sorted(SCENARIOS))})")
         return SourceSpec(kind=args.demo_via, url="http://127.0.0.1:0", demo=True,
                           demo_seed=args.seed, demo_scenario=args.scenario, **common)
     if args.bitcoind:
@@ -289,6 +307,9 @@ async def _once_site(spec: SourceSpec, d: Dashboard) -> SiteView | None:
     assert site is not None
     source = RigSource(site)
     try:
+        if site.scans:  # once: find the rigs of the ranges first, then poll everything
+            await source.fetch()
+            await source.wait_for_scan()
         snap = await source.fetch()
     finally:
         await source.aclose()

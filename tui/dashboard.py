@@ -38,10 +38,22 @@ class Dashboard:
     hashprice: Hashprice
 
 
-def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float) -> Dashboard:
+def next_block_difficulty(snap: ChainSnapshot) -> float:
+    """The difficulty the next block is mined at: the tip's, or at a retarget boundary the
+    new one, which consensus already fixes once the period's last block is in."""
     tip = snap.tip
+    nxt = snap.tip_height + 1
+    if nxt % chain.RETARGET_INTERVAL == 0:
+        first = snap.block(nxt - chain.RETARGET_INTERVAL)
+        if first is not None:
+            bits = chain.next_work_required(tip.bits, first.time, tip.time)
+            return chain.difficulty_from_bits(bits)
+    return tip.difficulty
+
+
+def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float) -> Dashboard:
     hp = hashprice(
-        tip.difficulty,
+        next_block_difficulty(snap),
         chain.block_subsidy(snap.tip_height + 1),
         average_fees_sat(snap),
         price.usd if price else None,
@@ -92,6 +104,7 @@ def to_json(d: Dashboard) -> dict[str, Any]:
             "sma30_ehs": _ehs(hr.ribbon.sma_short),
             "sma60_ehs": _ehs(hr.ribbon.sma_long),
             "capitulation": hr.ribbon.capitulation,
+            "spread_pct": _r(hr.ribbon.spread_pct),
         },
         "drift": {
             "epoch_blocks": dr.epoch_blocks,

@@ -75,6 +75,11 @@ class Ribbon:
     days_since_cross: int | None  #: days since the 30d last crossed the 60d (None: not in view)
 
     @property
+    def spread_pct(self) -> float:
+        """How far the 30-day average sits from the 60-day one, percent."""
+        return (self.sma_short / self.sma_long - 1.0) * 100.0 if self.sma_long else 0.0
+
+    @property
     def label(self) -> str:
         rel = "<" if self.capitulation else ">="
         state = "capitulation" if self.capitulation else "healthy"
@@ -83,11 +88,14 @@ class Ribbon:
             state = f"recovery {days}d ago"
         elif self.capitulation and days is not None:
             state = f"capitulation {days}d"
-        return f"30d {rel} 60d · {state}"
+        # The spread says whether a cross is a real move or noise around a flat network.
+        spread = f"{self.spread_pct:+.1f}%".replace("-", "−")
+        return f"30d {rel} 60d ({spread}) · {state}"
 
     @property
     def short_label(self) -> str:
-        return f"30d{'<' if self.capitulation else '≥'}60d " + (
+        spread = f"{self.spread_pct:+.1f}%".replace("-", "−")
+        return f"30d{'<' if self.capitulation else '≥'}60d {spread} " + (
             "capitulation" if self.capitulation else "healthy")
 
 

@@ -63,6 +63,8 @@ class SiteView:
     totals: SiteTotals
     price_usd: float | None
     counts: dict[str, int]  #: rigs per status
+    live_ths: float = 0.0  #: hashrate of the rigs hashing now (known before any price)
+    live_power_w: float = 0.0  #: their power, reported or estimated
 
     def title(self, width: int = 120) -> str:
         t = self.totals
@@ -71,8 +73,8 @@ class SiteView:
         parts = [f"Rigs · {safe(self.name, 24)}", f"{n} rigs"]
         if down:
             parts.append(f"{down} ✗")
-        parts.append(f"{t.hashrate_ths / 1000:,.2f} PH/s")
-        parts.append(f"{t.power_w / 1000:,.1f} kW")
+        parts.append(f"{self.live_ths / 1000:,.2f} PH/s")
+        parts.append(f"{self.live_power_w / 1000:,.1f} kW")
         parts.append(f"margin {_usd(t.margin_usd_day)}/day")
         if t.margin_after_retarget_usd_day is not None:
             parts.append(f"after RT {_usd(t.margin_after_retarget_usd_day)}")
@@ -81,8 +83,10 @@ class SiteView:
             if self.price_usd:
                 cost += f" vs ${self.price_usd:,.0f}"
             parts.append(cost)
-        # Drop the least important parts until the title fits its border.
+        # Drop the least important parts until the title fits its border: the production
+        # cost against the price is the squeeze in one number, so it goes last.
         optional = [p for p in parts if p.startswith(("cost/BTC", "after RT"))]
+        optional.sort(key=lambda p: p.startswith("after RT"))
         while len(" · ".join(parts)) > width - 6 and optional:
             parts.remove(optional.pop())
         return " · ".join(parts)
@@ -106,16 +110,21 @@ def compute_site(
     rows: list[RigRow] = []
     econ_items = []
     counts: dict[str, int] = {}
+    live_ths = live_w = 0.0
     for inp in inputs:
-        counts[inp.status] = counts.get(inp.status, 0) + 1
         cfg = inp.config
         rd = inp.reading
         reported_model = rd.model if rd else None
         spec = catalog.spec_for_rig(cfg, reported_model)
         model = spec.model if spec else (safe(reported_model) if reported_model else "?")
         ths = rd.hashrate_ths if rd else None
+        status, reason = inp.status, inp.reason
+        if status in ("ok", "stale") and ths is not None and ths <= 0:
+            # Answering but not hashing (dead boards, no pool): it still draws power, so it
+            # must stand out, not pass as "ok" at 0 W.
+            status, reason = "error", "not hashing (0 TH/s)"
         # A rig that is offline or erroring earns nothing now: no live numbers for it.
-        live = rd is not None and inp.status in ("ok", "stale") and ths is not None
+        live = rd is not None and status in ("ok", "stale") and ths is not None
         power, estimated = (None, False)
         econ = None
         if live and rd is not None and ths is not None:
@@ -132,14 +141,17 @@ def compute_site(
                     retarget_change_pct=retarget_change_pct,
                 )
                 econ_items.append((ths, power, econ))
+            live_ths += ths
+            live_w += power or 0.0
+        counts[status] = counts.get(status, 0) + 1
         temps = rd.temps_c if rd else ()
         rows.append(RigRow(
             rig_id=inp.rig_id,
             name=cfg.name if cfg else inp.rig_id,
             host=f"{inp.host}:{inp.port}",
             model=model,
-            status=inp.status,
-            reason=inp.reason,
+            status=status,
+            reason=reason,
             hashrate_ths=ths if live else None,
             power_w=power,
             power_estimated=estimated,
@@ -157,7 +169,7 @@ def compute_site(
             nominal_ths=spec.hashrate_ths if spec else None,
         ))
     totals = site_totals(econ_items, price_usd)
-    return SiteView(site.name, tuple(rows), totals, price_usd, counts)
+    return SiteView(site.name, tuple(rows), totals, price_usd, counts, live_ths, live_w)
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -197,6 +209,7 @@ def site_json(view: SiteView) -> tuple[dict[str, object], list[dict[str, object]
             "revenue_usd_day": _r(r.revenue),
             "cost_usd_day": _r(r.cost),
             "margin_usd_day": _r(r.margin),
+            "margin_pct": _r(r.economics.margin_pct if r.economics else None, 1),
             "margin_after_retarget_usd_day": _r(r.margin_after),
             "breakeven_usd_kwh": _r(r.breakeven_kwh, 4),
             "shutdown_price_usd": _r(r.shutdown_price, 0),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.content import Content
 from textual.geometry import Region
 from textual.widget import Widget
 
@@ -36,6 +37,18 @@ class SourceStatus:
         if age is None:
             return "connecting…" if self.polling else "waiting…"
         return age_txt
+
+
+def set_border(widget: Widget, *, title: str | None = None,
+               subtitle: str | None = None) -> None:
+    """Set a border title/subtitle as plain text (never markup: it may quote remote text),
+    and only when it changed (each assignment repaints the whole widget)."""
+    shown: dict[str, str] = widget.__dict__.setdefault("_border_plain", {})
+    for which, text in (("title", title), ("subtitle", subtitle)):
+        if text is None or shown.get(which) == text:
+            continue
+        shown[which] = text
+        setattr(widget, f"border_{which}", Content(text))
 
 
 def fmt_age(age_s: float) -> str:
@@ -132,9 +145,7 @@ class Pane(Widget):
         self._status = status
         # Assign only on change: each assignment repaints the pane (and class changes restyle
         # the whole screen), which on a slow SSH link costs kilobytes per second.
-        label = status.label()
-        if label != self.border_subtitle:
-            self.border_subtitle = label
+        set_border(self, subtitle=status.label())
         if bool(status.error) != self.has_class("-error"):
             self.set_class(bool(status.error), "-error")
 

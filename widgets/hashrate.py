@@ -78,8 +78,10 @@ class HashratePane(Pane):
             t.append("ribbon: < 60 days of data", style="dim")
         else:
             mark = "▼ " if r.capitulation else "▲ "
-            text = ("ribbon " if wide else "") + r.label
-            if len(mark + text) > width:
-                text = r.short_label
+            state = "capitulation" if r.capitulation else "healthy"
+            for text in (("ribbon " if wide else "") + r.label, r.short_label,
+                         f"30d{'<' if r.capitulation else '≥'}60d {state}"):
+                if len(mark + text) <= width:
+                    break
             t.append(mark + text, style="yellow" if r.capitulation else "green")
         return t

@@ -17,7 +17,7 @@ from tui.dashboard import fmt_duration
 from tui.history import RigHistory
 from tui.safe import safe
 from tui.site import RigRow
-from widgets.base import resample, sparkline
+from widgets.base import resample, set_border, sparkline
 from widgets.rigs import STATUS_MARK
 
 CHARTS = (
@@ -44,13 +44,23 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
     grid.add_row("last reading", Text(age))
     if row.economics is not None:
         e = row.economics
-        grid.add_row("economics", Text(
-            f"revenue ${e.revenue_usd_day:,.2f}/day · cost "
-            + ("—" if e.cost_usd_day is None else f"${e.cost_usd_day:,.2f}")
-            + " · margin " + ("—" if e.margin_usd_day is None else f"${e.margin_usd_day:+,.2f}")
-            + " · after retarget "
-            + ("—" if e.margin_after_retarget_usd_day is None
-               else f"${e.margin_after_retarget_usd_day:+,.2f}")))
+
+        def usd(v: float | None, fmt: str = "{:,.2f}") -> str:
+            return "—" if v is None else "$" + fmt.format(v).replace("-", "−")
+
+        pct = "" if e.margin_pct is None else f" ({e.margin_pct:+.0f}%)".replace("-", "−")
+        grid.add_row("per day", Text(
+            f"revenue {usd(e.revenue_usd_day)} · cost {usd(e.cost_usd_day)} · margin "
+            f"{usd(e.margin_usd_day, '{:+,.2f}')}{pct} · after retarget "
+            f"{usd(e.margin_after_retarget_usd_day, '{:+,.2f}')}"))
+        power = "—" if row.power_w is None else f"{row.power_w:,.0f} W"
+        if row.power_estimated:
+            power += " (estimated: nominal J/TH × live hashrate)"
+        jth = "—" if e.j_per_th is None else f"{e.j_per_th:.1f} J/TH"
+        grid.add_row("power", Text(f"{power} · {jth}"))
+        grid.add_row("break-even", Text(
+            f"electricity {usd(e.breakeven_usd_kwh, '{:.4f}')}/kWh · BTC price "
+            f"{usd(e.shutdown_price_usd, '{:,.0f}')}"))
     grid.add_row("", "")
     spark_w = max(10, width - 40)
     n = len(history.samples)
@@ -90,7 +100,7 @@ class RigDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as v:
-            v.border_title = f"Rig {safe(self.row.name)}"
+            set_border(v, title=f"Rig {safe(self.row.name)}")
             v.border_subtitle = "esc back"
             yield Static(id="detail")
         yield Footer()

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Input
 
 from tui.safe import safe
 from tui.site import RigRow
+from widgets.base import set_border
 
 STATUS_MARK = {"ok": "● ok", "stale": "◐ stale", "offline": "✗ offline", "error": "✗ error"}
 STATUS_STYLE = {"ok": "green", "stale": "yellow", "offline": "bold red", "error": "bold red"}
@@ -90,8 +91,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("after", "after RT", 8, lambda r: _money(r.margin_after), 1),
     Column("be", "BE $/kWh", 8, lambda r: _num(r.breakeven_kwh, "{:.3f}"), 2),
     Column("shutdown", "stop $/BTC", 10, lambda r: _num(r.shutdown_price, "{:,.0f}"), 5),
-    Column("temp", "°C", 3, lambda r: _num(r.temp_max, "{:.0f}",
-                                           "bold red" if (r.temp_max or 0) >= 85 else ""), 4),
+    Column("temp", "°C", 4, lambda r: _num(r.temp_max, "{:.0f}!" if (r.temp_max or 0) >= 85
+                                           else "{:.0f}", "bold red" if (r.temp_max or 0) >= 85
+                                           else ""), 4),
     Column("status", "status", 9, _status, 0),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
@@ -176,8 +178,7 @@ class RigsPane(Vertical):
 
     # ---------------------------------------------------------------- data
     def show(self, rows: Sequence[RigRow], title: str) -> None:
-        if title != self.border_title:
-            self.border_title = title
+        set_border(self, title=title)  # plain text: the site name comes from the config
         self._rows = {r.rig_id: r for r in rows}
         self._sync()
 
@@ -223,9 +224,7 @@ class RigsPane(Vertical):
             self._shown[rig_id] = texts
         if resort:
             self._sort()
-        subtitle = self._subtitle()
-        if subtitle != self.border_subtitle:
-            self.border_subtitle = subtitle
+        set_border(self, subtitle=self._subtitle())
 
     def _sort(self) -> None:
         if self.sort_column not in {c.key for c in self.columns}:
@@ -237,7 +236,8 @@ class RigsPane(Vertical):
         arrow = "▼" if self.sort_reverse else "▲"
         label = next(c.label for c in COLUMNS if c.key == self.sort_column)
         shown, total = len(self._shown), len(self._rows)
-        filt = f" · filter “{self.filter_text}” {shown}/{total}" if self.filter_text else ""
+        filt = (f" · filter “{safe(self.filter_text, 40)}” {shown}/{total}"
+                if self.filter_text else "")
         return f"sort {label} {arrow}{filt}"
 
     # ---------------------------------------------------------------- sort & filter
@@ -246,12 +246,12 @@ class RigsPane(Vertical):
         i = keys.index(self.sort_column) if self.sort_column in keys else 0
         self.sort_column = keys[(i + step) % len(keys)]
         self._sort()
-        self.border_subtitle = self._subtitle()
+        set_border(self, subtitle=self._subtitle())
 
     def reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse
         self._sort()
-        self.border_subtitle = self._subtitle()
+        set_border(self, subtitle=self._subtitle())
 
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
         if column not in {c.key for c in self.columns}:
@@ -260,7 +260,7 @@ class RigsPane(Vertical):
             reverse = not self.sort_reverse if column == self.sort_column else False
         self.sort_column, self.sort_reverse = column, reverse
         self._sort()
-        self.border_subtitle = self._subtitle()
+        set_border(self, subtitle=self._subtitle())
 
     def start_filter(self) -> None:
         self.add_class("-filtering")

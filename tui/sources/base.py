@@ -301,6 +301,29 @@ def get_num(obj: Mapping[str, Any], key: str) -> float:
     return to_num(obj[key], key)
 
 
+#: Block and history timestamps outside this range are a broken reply, not a date to draw
+#: (the header field is a uint32; the upper bound keeps every date printable).
+MIN_TIME, MAX_TIME = 0, 7_258_118_400  # 1970 .. 2200
+
+
+def to_time(value: Any, what: str) -> int:
+    t = to_int(value, what)
+    if not MIN_TIME <= t <= MAX_TIME:
+        raise ShapeError(f"{what} {t} is not a plausible unix time")
+    return t
+
+
+def get_time(obj: Mapping[str, Any], key: str) -> int:
+    return to_time(obj[key], key)
+
+
+def get_positive(obj: Mapping[str, Any], key: str) -> float:
+    v = to_num(obj[key], key)
+    if not v > 0 or v == float("inf"):
+        raise ShapeError(f"{key} must be a positive number, got {v!r}")
+    return v
+
+
 def get_str(obj: Mapping[str, Any], key: str) -> str:
     return to_str(obj[key], key)
 

@@ -42,8 +42,9 @@ from tui.sources.base import (
     decode_json,
     describe_transport_error,
     get_int,
-    get_num,
+    get_positive,
     get_str,
+    get_time,
     one_line,
     only_source_errors,
     reply_shape,
@@ -100,9 +101,9 @@ def parse_header(doc: Any) -> _Header:
     return _Header(
         hash=get_str(d, "hash"),
         height=get_int(d, "height"),
-        time=get_int(d, "time"),
+        time=get_time(d, "time"),
         bits=bits,
-        difficulty=get_num(d, "difficulty"),
+        difficulty=get_positive(d, "difficulty"),
     )
 
 

@@ -48,14 +48,20 @@ class RigSource:
         #: called with early batches of readings while a cycle runs (None: one batch)
         self.on_partial: Callable[[RigsSnapshot], None] | None = None
         self.discovered: list[RigTarget] = []
+        self._scan_task: asyncio.Future[None] | None = None
+        self.scan_error: str | None = None
         self.poller = RigPoller(self._configured,
                                 timeout=poll.timeout_s, concurrency=poll.concurrency,
                                 retries=poll.retries, clock=clock)
 
     async def fetch(self) -> RigsSnapshot:
-        if self.site.scans and (self._scanned_at is None
-                                or self.clock() - self._scanned_at >= RESCAN_S):
-            await self._scan()
+        # Scans run beside the polls (a /16 takes minutes); what they find joins the targets
+        # when they finish.
+        if self.site.scans and self._scan_task is None and (
+                self._scanned_at is None or self.clock() - self._scanned_at >= RESCAN_S):
+            self._scanned_at = self.clock()
+            self._scan_task = asyncio.ensure_future(self._scan())
+            self._scan_task.add_done_callback(self._scan_done)
         if self.on_partial is None:
             return RigsSnapshot(await self.poller.poll_all(), self.clock())
         # Hand over what is in every PARTIAL_EVERY_S, so one hanging rig (a whole deadline)
@@ -77,18 +83,27 @@ class RigSource:
         cycle.result()
         return RigsSnapshot(tuple(pending), self.clock())
 
+    def _scan_done(self, task: asyncio.Future[None]) -> None:
+        self._scan_task = None
+        if not task.cancelled() and task.exception() is not None:
+            self.scan_error = f"scan failed: {task.exception()}"
+
     async def _scan(self) -> None:
-        """Add the rigs that answer in the config's scan ranges (configured rigs win)."""
+        """Add the rigs that answer in the config's scan ranges (configured rigs win).
+
+        Rigs found once stay on the list: one that stops answering shows as offline rather
+        than vanishing from the table.
+        """
         from tui.sources.discovery import scan
 
-        self._scanned_at = self.clock()
         poll = self.site.poll
-        known = {(t.host, t.port) for t in self._configured}
-        ids = {t.rig_id for t in self._configured}
-        found: list[RigTarget] = []
+        known = {(t.host, t.port) for t in self._configured + self.discovered}
+        ids = {t.rig_id for t in self._configured + self.discovered}
+        found: list[RigTarget] = list(self.discovered)
         for rng in self.site.scans:
             for f in await scan(rng.cidr, rng.port, kind=rng.kind,
-                                concurrency=max(poll.concurrency, 64), timeout=poll.timeout_s):
+                                concurrency=max(poll.concurrency, 64),
+                                timeout=min(1.0, poll.timeout_s)):
                 if (f.host, f.port) in known:
                     continue
                 rig_id = f.host if f.port == rng.port else f"{f.host}:{f.port}"
@@ -101,7 +116,14 @@ class RigSource:
         self.poller.targets = [*self._configured, *found]
 
     async def aclose(self) -> None:
+        if self._scan_task is not None:
+            self._scan_task.cancel()
         await self.poller.aclose()
+
+    async def wait_for_scan(self) -> None:
+        """For ``--once`` and tests: let a running scan finish."""
+        if self._scan_task is not None:
+            await asyncio.wait({self._scan_task})
 
 
 async def start_demo_site(seed: int = 2026, clock: Callable[[], float] = time.time

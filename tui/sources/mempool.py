@@ -35,7 +35,9 @@ from tui.sources.base import (
     decode_json,
     get_int,
     get_num,
+    get_positive,
     get_str,
+    get_time,
     only_source_errors,
     reply_shape,
     to_int,
@@ -76,9 +78,9 @@ def parse_block(item: Any) -> _Cached:
             fees = to_int(extras["totalFees"], "totalFees")
     block = Block(
         height=height,
-        time=get_int(d, "timestamp"),
+        time=get_time(d, "timestamp"),
         bits=get_int(d, "bits"),
-        difficulty=get_num(d, "difficulty"),
+        difficulty=get_positive(d, "difficulty"),
         fees_sat=fees,
     )
     return _Cached(block, get_str(d, "id"), prev if isinstance(prev, str) else None)
@@ -91,7 +93,7 @@ def parse_history(doc: Any) -> tuple[HashratePoint, ...]:
     for item in as_list(d["hashrates"], "'hashrates'"):
         p = as_object(item, "a hashrate point")
         points.append(
-            HashratePoint(time=get_int(p, "timestamp"), hashrate=get_num(p, "avgHashrate"))
+            HashratePoint(time=get_time(p, "timestamp"), hashrate=get_num(p, "avgHashrate"))
         )
     points.sort(key=lambda p: p.time)
     return tuple(points[-HISTORY_DAYS:])
