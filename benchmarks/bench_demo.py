@@ -53,6 +53,9 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=60.0, help="idle window in seconds")
     ap.add_argument("--cmd", default=shutil.which("minertop") or "minertop")
     ap.add_argument("--timeout", type=float, default=20.0, help="give up waiting for data")
+    ap.add_argument("--settle", type=float, default=15.0,
+                    help="seconds after the first data frame before the idle window starts "
+                    "(start-up: history fetch, first rig cycles, start-up notifications)")
     args = ap.parse_args()
 
     env = {**os.environ, "TERM": os.environ.get("TERM", "xterm-256color")}
@@ -96,8 +99,9 @@ def main() -> int:
                 buf += chunk
                 if DATA.search(ANSI.sub(b"", buf)):
                     first_data = time.perf_counter() - t0
-                    # Let the start-up settle (history fetch, layout) before measuring idle.
-                    settle_until = time.perf_counter() + 3.0
+                    # Let the start-up settle (history fetch, first rig cycles, the start-up
+                    # notifications timing out) before measuring idle.
+                    settle_until = time.perf_counter() + args.settle
                     while time.perf_counter() < settle_until:
                         if select.select([fd], [], [], 0.1)[0]:
                             os.read(fd, 65536)

@@ -96,7 +96,7 @@ async def test_demo_source_down_then_back() -> None:
         assert "STALE" not in app.query_one(RetargetPane).border_subtitle
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
 def test_snapshot(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(demo_app(), terminal_size=size, run_before=loaded)
 
@@ -208,3 +208,38 @@ def test_a_rig_hashing_nothing_is_an_error_not_ok() -> None:
     assert row.status == "error" and "not hashing" in (row.reason or "")
     assert row.power_w is None and row.margin is None
     assert view.counts == {"error": 1}
+
+
+async def test_alerts_fire_once_into_the_log_and_the_screen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from tui.alerts import AlertEngine, AlertRules
+    from widgets.alerts import AlertsScreen
+
+    log = tmp_path / "alerts.log"
+    app = demo_app()
+    app.alert_rules = AlertRules(log_file=log, rig_temp_above_c=None)
+    app.alerts = AlertEngine(app.alert_rules)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        lines = log.read_text().splitlines()
+        fired = [ln for ln in lines if "\tFIRED\t" in ln]
+        # The demo's losing rigs and its 16% slow epoch fire once each...
+        assert any("network:drift" in ln for ln in fired)
+        assert any("rig:a-05:margin" in ln for ln in fired)
+        n = len(lines)
+        # ...and re-evaluating the same conditions adds nothing.
+        app._evaluate_alerts()
+        app._evaluate_alerts()
+        assert len(log.read_text().splitlines()) == n
+        assert "alerts" in str(app.query_one("HeaderBar").render())
+        await pilot.press("a")
+        assert isinstance(app.screen, AlertsScreen)
+        await pilot.press("escape")
+        # A rig that comes back above the threshold clears once.
+        app.alert_rules = replace(app.alert_rules, rig_margin_below_usd_day=-100.0)
+        app.alerts.rules = app.alert_rules  # type: ignore[misc]
+        app._evaluate_alerts()
+        cleared = [ln for ln in log.read_text().splitlines()[n:] if "\tCLEARED\t" in ln]
+        assert any("rig:a-05:margin" in ln for ln in cleared)
+        assert not any(k.endswith(":margin") for k in app.alerts.active)

@@ -7,6 +7,7 @@ literally, never interpreted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -39,15 +40,21 @@ class Cell(Text):
         return cell
 
 
+_DECIMALS = re.compile(r"\.(\d)f")
+
+
 def _num(value: float | None, fmt: str, style: str = "") -> Cell:
-    return Cell.of("—" if value is None else fmt.format(value), value, style, "right")
+    # Sort by the value as shown: noise below the last digit must not reshuffle the table.
+    m = _DECIMALS.search(fmt)
+    key = None if value is None else round(value, int(m.group(1)) if m else 0)
+    return Cell.of("—" if value is None else fmt.format(value), key, style, "right")
 
 
 def _money(value: float | None) -> Cell:
     if value is None:
         return Cell.of("—", None, "", "right")
     text = f"{value:+,.2f}".replace("-", "−")
-    return Cell.of(text, value, "red" if value < 0 else "green", "right")
+    return Cell.of(text, round(value, 2), "red" if value < 0 else "green", "right")
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ def _power(r: RigRow) -> Cell:
 def _status(r: RigRow) -> Cell:
     # Down rigs first, then the worst margins: what an operator looks at first.
     order = {"error": 0, "offline": 1, "stale": 2, "ok": 3}
-    key = (order.get(r.status, 9), r.margin if r.margin is not None else float("inf"))
+    key = (order.get(r.status, 9), round(r.margin, 2) if r.margin is not None else float("inf"))
     return Cell.of(STATUS_MARK.get(r.status, r.status), key, STATUS_STYLE.get(r.status, ""))
 
 
@@ -131,6 +138,17 @@ class RigTable(DataTable[Any]):
         def __init__(self, rig_id: str) -> None:
             super().__init__()
             self.rig_id = rig_id
+
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, *,
+                    update_width: bool = False) -> None:
+        """Like DataTable's, but repaint only the row: a poll that changes a few cells must
+        not resend the whole table over a slow SSH link."""
+        if update_width:
+            super().update_cell(row_key, column_key, value, update_width=True)
+            return
+        self._data[row_key][column_key] = value
+        self._update_count += 1
+        self.refresh_row(self.get_row_index(row_key))
 
     def action_open(self) -> None:
         if self.row_count:
@@ -229,8 +247,14 @@ class RigsPane(Vertical):
     def _sort(self) -> None:
         if self.sort_column not in {c.key for c in self.columns}:
             self.sort_column = "status"  # a hidden column can't order the table
-        self.table.sort(self.sort_column, key=lambda cell: cell.sort_key,
+        table = self.table
+        col = self.sort_column
+        # Sorting repaints the whole table: skip it when the order would not change.
+        current = [r.key for r in table.ordered_rows]
+        wanted = sorted(current, key=lambda k: table.get_cell(k, col).sort_key,
                         reverse=self.sort_reverse)
+        if wanted != current:
+            table.sort(col, key=lambda cell: cell.sort_key, reverse=self.sort_reverse)
 
     def _subtitle(self) -> str:
         arrow = "▼" if self.sort_reverse else "▲"
