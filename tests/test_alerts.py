@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,12 +12,20 @@ from tui.alerts import (
     Alert,
     AlertEngine,
     AlertEvent,
-    AlertRules,
     NetworkCondition,
     RigCondition,
     fmt_duration,
     format_log_line,
 )
+from tui.alerts import AlertRules as _Rules
+
+
+def AlertRules(**kw: Any) -> _Rules:  # noqa: N802 - stands in for the class in these tests
+    """The rules with no hold time: these tests check the edges themselves; the hold time
+    has its own tests below."""
+    kw.setdefault("hold_s", 0.0)
+    return _Rules(**kw)
+
 
 OFF = AlertRules(
     rig_offline_s=None,
@@ -479,3 +488,46 @@ def test_rules_defaults() -> None:
     )
     assert r.bell is False and r.log_file is None
     assert AlertRules(log_file=Path("/x")).log_file == Path("/x")
+
+
+def test_hold_time_stops_a_noisy_margin_from_flapping(clock: Any) -> None:
+    rules = _Rules(hold_s=60.0)
+    engine = AlertEngine(rules)
+
+    def rig(margin: float) -> RigCondition:
+        return RigCondition("a-16", "ok", margin_usd_day=margin)
+
+    t = 1_000.0
+    events = []
+    # Noise around zero every 10 s: never 60 s on one side, so nothing fires.
+    for i in range(30):
+        events += engine.evaluate(t + 10 * i, rigs=[rig(-0.1 if i % 3 else 0.2)])
+    events += engine.evaluate(t + 300, rigs=[rig(0.2)])
+    assert events == [] and not engine.active
+    # Below zero for good: fires once, 60 s after it started, with that start as `since`.
+    start = t + 400
+    fired = []
+    for i in range(12):
+        fired += engine.evaluate(start + 10 * i, rigs=[rig(-0.5)])
+    assert [e.kind for e in fired] == ["fired"]
+    assert fired[0].time == start + 60 and fired[0].alert.since == start
+    # Back above the threshold: clears once after 60 s, not on the first good reading.
+    back = start + 200
+    cleared = []
+    for i in range(12):
+        cleared += engine.evaluate(back + 10 * i, rigs=[rig(0.5)])
+    assert [e.kind for e in cleared] == ["cleared"] and cleared[0].time == back + 60
+
+
+def test_hold_time_from_config() -> None:
+    from pathlib import Path
+
+    from tui.config import ConfigError, parse_config
+
+    base = '[site]\nelectricity_usd_kwh = 0.05\n[alerts]\n'
+    assert parse_config(base + "hold_s = 0\n", path=Path("c.toml")).alerts.hold_s == 0.0
+    assert parse_config(base, path=Path("c.toml")).alerts.hold_s == 60.0
+    import pytest
+
+    with pytest.raises(ConfigError, match="alerts.hold_s: expected a number 0–3600"):
+        parse_config(base + 'hold_s = "1m"\n', path=Path("c.toml"))

@@ -218,7 +218,7 @@ async def test_alerts_fire_once_into_the_log_and_the_screen(tmp_path) -> None:  
 
     log = tmp_path / "alerts.log"
     app = demo_app()
-    app.alert_rules = AlertRules(log_file=log, rig_temp_above_c=None)
+    app.alert_rules = AlertRules(log_file=log, rig_temp_above_c=None, hold_s=0.0)
     app.alerts = AlertEngine(app.alert_rules)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)

@@ -94,6 +94,9 @@ class AlertRules:
     rig_hashrate_below_nominal_pct: float | None = 20.0  #: live hashrate this % under nominal
     drift_beyond_pct: float | None = 10.0  #: epoch mean interval this % off 600 s, either way
     retarget_within_h: float | None = 24.0  #: next retarget ETA within this many hours
+    #: a condition must hold this long to fire, and be gone this long to clear (not offline,
+    #: which has its own duration): rig readings are noisy and an alert must not flap
+    hold_s: float = 60.0
     bell: bool = False  #: ring the terminal bell when an alert fires
     log_file: Path | None = None  #: append one line per event (see :func:`format_log_line`)
 
@@ -200,6 +203,8 @@ class AlertEngine:
         self.rules = rules if rules is not None else AlertRules()
         self._active: dict[str, Alert] = {}
         self._down_since: dict[str, float] = {}
+        self._arming: dict[str, float] = {}  #: key -> since when its condition holds
+        self._clearing: dict[str, float] = {}  #: key -> since when an active one stopped
         #: The most recent events, oldest first (bounded).
         self.history: deque[AlertEvent] = deque(maxlen=history_size)
 
@@ -238,6 +243,8 @@ class AlertEngine:
         events.append(AlertEvent("fired", alert, now))
 
     def _clear(self, events: list[AlertEvent], now: float, key: str, message: str) -> None:
+        self._arming.pop(key, None)
+        self._clearing.pop(key, None)
         alert = self._active.pop(key, None)
         if alert is not None:
             events.append(AlertEvent("cleared", replace(alert, message=message), now))
@@ -252,17 +259,32 @@ class AlertEngine:
         holds: bool | None,
         message: str,
     ) -> None:
-        """``holds``: the condition (hysteresis already applied) is true / false / unknown."""
+        """``holds``: the condition (hysteresis already applied) is true / false / unknown.
+
+        With ``rules.hold_s`` > 0 a condition must hold that long before it fires, and be
+        gone that long before it clears: a noisy value near a limit doesn't flap.
+        """
         if holds is None:
             return
+        hold = self.rules.hold_s
         cur = self._active.get(key)
-        if holds and cur is None:
-            self._fire(events, Alert(key, subject, kind, SEVERITY[kind], message, now), now)
-        elif holds and cur is not None:
-            if cur.message != message:
+        if holds:
+            self._clearing.pop(key, None)
+            if cur is None:
+                start = self._arming.setdefault(key, now)
+                if now - start >= hold:
+                    del self._arming[key]
+                    alert = Alert(key, subject, kind, SEVERITY[kind], message, start)
+                    self._fire(events, alert, now)
+            elif cur.message != message:
                 self._active[key] = replace(cur, message=message)
         else:
-            self._clear(events, now, key, message)
+            self._arming.pop(key, None)
+            if cur is not None:
+                start = self._clearing.setdefault(key, now)
+                if now - start >= hold:
+                    del self._clearing[key]
+                    self._clear(events, now, key, message)
 
     # -- rigs
     def _rig(self, events: list[AlertEvent], now: float, r: RigCondition) -> None:

@@ -874,7 +874,7 @@ _ALERT_THRESHOLDS: dict[str, tuple[float, float, bool, str]] = {
     "drift_beyond_pct": (0, 1000, True, "% off 600 s"),
     "retarget_within_h": (0, 720, True, "hours"),
 }
-_ALERT_KEYS = ("enabled", *_ALERT_THRESHOLDS, "bell", "log_file")
+_ALERT_KEYS = ("enabled", *_ALERT_THRESHOLDS, "hold_s", "bell", "log_file")
 
 
 def _alerts(c: _Checker, data: dict[str, Any], path: Path | None) -> AlertRules:
@@ -894,6 +894,13 @@ def _alerts(c: _Checker, data: dict[str, Any], path: Path | None) -> AlertRules:
     for key in ("enabled", "bell"):
         if key in t:
             values[key] = _check_bool(c, ap + (key,), t[key])
+    if "hold_s" in t:
+        hold = t["hold_s"]
+        if isinstance(hold, bool) or not isinstance(hold, (int, float)) or not (
+                math.isfinite(hold) and 0 <= hold <= 3600):
+            c.err(ap + ("hold_s",), f"expected a number 0–3600 (s), got {_show(hold)}")
+        else:
+            values["hold_s"] = float(hold)
     if "log_file" in t:
         values["log_file"] = _check_log_file(c, ap + ("log_file",), t["log_file"], path)
     # None is "off" for a threshold; for the rest it means invalid (reported): keep the default
@@ -1084,6 +1091,8 @@ rig_temp_above_c = 85                # a rig's hottest sensor above this (°C)
 rig_hashrate_below_nominal_pct = 20  # live hashrate more than this % under its model's nominal
 drift_beyond_pct = 10                # this epoch's mean block interval this % off 600 s
 retarget_within_h = 24               # the next retarget less than this many hours away
+hold_s = 60                          # a condition must last this long to fire, and be gone
+                                     # this long to clear: noisy readings don't flap
 bell = false                         # ring the terminal bell when an alert fires
 # log_file = "~/.local/state/minertop/alerts.log"  # append a line per alert (default: none)
 
