@@ -80,9 +80,17 @@ async def test_sort_cycle_reverse_and_header_click() -> None:
         assert pane.sort_column == keys[keys.index("margin") + 1]
         pane.cycle_sort(-1)
         assert pane.sort_column == "margin"
-        # A changed value in the sort column re-sorts.
+        # A value that drifts in the sort column re-sorts at most once a minute (a full
+        # repaint on a slow link); a rig changing status moves at once.
         pane.show([row("b", 1.0), row("a", -5.0), row("c", -1.0)], "t")
+        assert order(pane) == ["c", "b", "a"]
+        pane.RESORT_EVERY_S = 0.0
+        pane.show([row("b", 1.0), row("a", -6.0), row("c", -1.0)], "t")
         assert order(pane) == ["a", "c", "b"]
+        pane.RESORT_EVERY_S = 3600.0
+        pane.sort_by("status", reverse=False)
+        pane.show([row("b", 1.0), row("a", -6.0), row("c", None, "offline")], "t")
+        assert order(pane)[0] == "c"
 
 
 async def test_filter_by_name_model_status() -> None:

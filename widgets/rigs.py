@@ -8,6 +8,7 @@ literally, never interpreted.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -141,8 +142,9 @@ class RigTable(DataTable[Any]):
 
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *,
                     update_width: bool = False) -> None:
-        """Like DataTable's, but repaint only the row: a poll that changes a few cells must
-        not resend the whole table over a slow SSH link."""
+        """Like DataTable's, but repaint only that row: a poll that changes a few cells must
+        not resend the whole table over a slow SSH link.  (Row by row beats cell by cell:
+        every cell region costs its own cursor moves and styles.)"""
         if update_width:
             super().update_cell(row_key, column_key, value, update_width=True)
             return
@@ -178,6 +180,9 @@ class RigsPane(Vertical):
         self.filter_text = ""
         self._rows: dict[str, RigRow] = {}
         self._title = "Rigs"
+        self._title_statuses: tuple[tuple[str, str], ...] = ()
+        self._title_at: float | None = None
+        self._sorted_at: float | None = None
         self.columns: tuple[Column, ...] = columns_for(200)
         self._shown: dict[str, tuple[str, ...]] = {}  #: rig id -> rendered cell texts
         self.repaints = 0  #: cells updated (for tests and benchmarks)
@@ -195,8 +200,22 @@ class RigsPane(Vertical):
         return self.query_one(RigTable)
 
     # ---------------------------------------------------------------- data
+    #: Seconds between title updates when only the totals moved (see :meth:`show`).
+    TITLE_EVERY_S = 60.0
+    #: Seconds between re-sorts when only values in the sort column drifted.
+    RESORT_EVERY_S = 60.0
+
     def show(self, rows: Sequence[RigRow], title: str) -> None:
-        set_border(self, title=title)  # plain text: the site name comes from the config
+        # A new border title repaints the whole pane (most of the screen); the totals in it
+        # move a little with every poll, so they are refreshed once a minute, and at once
+        # when a rig changes status.
+        statuses = tuple(sorted((r.rig_id, r.status) for r in rows))
+        now = time.monotonic()
+        if (statuses != self._title_statuses or self._title_at is None
+                or now - self._title_at >= self.TITLE_EVERY_S):
+            set_border(self, title=title)  # plain text: the site name comes from the config
+            self._title_statuses = statuses
+            self._title_at = now
         self._rows = {r.rig_id: r for r in rows}
         self._sync()
 
@@ -226,6 +245,7 @@ class RigsPane(Vertical):
             del self._shown[rig_id]
         keys = [c.key for c in self.columns]
         sort_idx = keys.index(self.sort_column) if self.sort_column in keys else -1
+        moved = False  #: a value in the sort column changed
         for rig_id, row in visible.items():
             cells = [c.cell(row) for c in self.columns]
             texts = tuple(cell.plain + str(cell.style) for cell in cells)
@@ -238,9 +258,17 @@ class RigsPane(Vertical):
                     if new_t != old_t:
                         table.update_cell(rig_id, keys[i], cells[i])
                         self.repaints += 1
-                        resort = resort or i == sort_idx
+                        moved = moved or i == sort_idx
+                        # A rig going down (or coming back) moves at once.
+                        resort = resort or keys[i] == "status"
             self._shown[rig_id] = texts
+        # Re-sorting repaints the whole table: values that merely drift (margins move by
+        # cents every poll) re-sort once a minute, like the totals in the title.
+        now = time.monotonic()
+        if moved and (self._sorted_at is None or now - self._sorted_at >= self.RESORT_EVERY_S):
+            resort = True
         if resort:
+            self._sorted_at = now
             self._sort()
         set_border(self, subtitle=self._subtitle())
 
