@@ -52,6 +52,9 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=40)
     ap.add_argument("--idle", type=float, default=60.0, help="idle window in seconds")
     ap.add_argument("--cmd", default=shutil.which("minertop") or "minertop")
+    ap.add_argument("--network-only", action="store_true",
+                    help="measure the dashboard without rigs, reading a `minertop sim` started "
+                    "in its own process (so the simulator's CPU isn't counted)")
     ap.add_argument("--timeout", type=float, default=20.0, help="give up waiting for data")
     ap.add_argument("--settle", type=float, default=15.0,
                     help="seconds after the first data frame before the idle window starts "
@@ -60,10 +63,36 @@ def main() -> int:
 
     env = {**os.environ, "TERM": os.environ.get("TERM", "xterm-256color")}
     env.setdefault("COLORTERM", "truecolor")
+    argv = [args.cmd, "--demo"]
+    sim = None
+    if args.network_only:
+        import socket
+        import subprocess
+
+        with socket.socket() as s_:
+            s_.bind(("127.0.0.1", 0))
+            port = s_.getsockname()[1]
+        sim = subprocess.Popen([args.cmd, "sim", "--mempool-port", str(port), "--rpc-port", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    print("the simulator did not start", file=sys.stderr)
+                    sim.kill()
+                    return 1
+                time.sleep(0.1)
+        import tempfile
+
+        argv = [args.cmd, "--mempool", f"http://127.0.0.1:{port}"]
+        env["XDG_CONFIG_HOME"] = tempfile.mkdtemp()  # no site config: the network panes only
     t0 = time.perf_counter()
     pid, fd = pty.fork()
     if pid == 0:  # child: the dashboard on the slave side
-        os.execvpe(args.cmd, [args.cmd, "--demo"], env)
+        os.execvpe(args.cmd, argv, env)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", args.rows, args.cols, 0, 0))
     os.kill(pid, signal.SIGWINCH)
 
@@ -121,6 +150,9 @@ def main() -> int:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+        if sim is not None:
+            sim.terminate()
+            sim.wait(10)
 
     rate = idle_bytes / window
     rows = [
