@@ -22,7 +22,7 @@ def demo_app(via: str = "mempool", clock: FakeClock | None = None) -> MinertopAp
     spec = SourceSpec(kind=via, url="http://127.0.0.1:0", demo=True)
     app = MinertopApp(spec, clock=clock or FakeClock(START))
     app.backoff_overrides = {"min_delay": 0.05, "max_delay": 0.05}
-    app.poll_overrides = {"timeout_s": 0.3}  # the demo's hanging rig costs one deadline
+    app.poll_overrides = {"timeout_s": 1.5}  # the demo's hanging rig costs one deadline
     return app
 
 
@@ -31,8 +31,10 @@ async def loaded(pilot, timeout: float = 15.0) -> None:  # type: ignore[no-untyp
     deadline = time.monotonic() + timeout
     def complete() -> bool:
         fleet = app.fleet
+        rigs = app.pollers.get("rigs")
         return (app.dashboard is not None and app.price is not None and fleet is not None
                 and len(fleet) == 48 and app.site_view is not None
+                and rigs is not None and rigs.polls >= 1
                 and app.site_view.totals.margin_usd_day is not None)
 
     while not complete():

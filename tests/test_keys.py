@@ -36,7 +36,7 @@ def demo(**spec_kw: object) -> MinertopApp:
     spec = SourceSpec(kind="mempool", url="http://127.0.0.1:0", demo=True, **spec_kw)  # type: ignore[arg-type]
     app = MinertopApp(spec, clock=FakeClock(START))
     app.backoff_overrides = {"min_delay": 0.05, "max_delay": 0.05}
-    app.poll_overrides = {"timeout_s": 0.3}
+    app.poll_overrides = {"timeout_s": 1.5}
     return app
 
 
@@ -52,7 +52,10 @@ async def _help(app: MinertopApp, pilot: object) -> None:
     for key in ("question_mark", "f1"):
         await pilot.press(key)  # type: ignore[attr-defined]
         assert isinstance(app.screen, HelpScreen)
-        text = plain(app.screen.query_one("Static"))
+        await pilot.pause()  # type: ignore[attr-defined]
+        body = app.screen.query_one("Static")
+        assert body.region.height >= len(COMMANDS) and body.region.width > 40  # not collapsed
+        text = plain(body)
         for c in COMMANDS:  # the help screen is generated from the same table
             assert c.help in text
         await pilot.press("escape")  # type: ignore[attr-defined]

@@ -116,8 +116,9 @@ class HelpScreen(ModalScreen[None]):
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: auto; max-width: 90%; height: auto; max-height: 90%;
+    HelpScreen > VerticalScroll { width: 72; max-width: 95%; height: 80%;
         border: round $accent; padding: 0 1; background: $surface; }
+    HelpScreen Static { width: 100%; height: auto; }
     """
 
     def compose(self) -> ComposeResult:
@@ -400,6 +401,7 @@ class MinertopApp(App[int]):
             if not r.ok:
                 hist.error(r.time, r.error or "unknown error")
         self._recompute_site(record=msg.snap.complete)
+        self._update_statuses()
 
     @on(SourceFailed)
     def _on_failed(self, msg: SourceFailed) -> None:
@@ -487,7 +489,7 @@ class MinertopApp(App[int]):
         pane = self.rigs_pane
         if pane is not None and not self.paused:
             with self.batch_update():  # every changed cell lands in one frame
-                pane.show(view.rows, view.title(self.size.width))
+                pane.show(view.rows, view.title(self.size.width), complete=record)
         if record:
             self._evaluate_alerts()
         top = self.screen

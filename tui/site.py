@@ -8,7 +8,7 @@ totals.  ``--once --json`` and the app both use :func:`compute_site`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tui.catalog import Catalog, resolve_power
 from tui.config import RigConfig, SiteConfig
@@ -50,7 +50,7 @@ class RigRow:
     breakeven_kwh: float | None
     shutdown_price: float | None
     temp_max: float | None
-    age_s: float | None
+    age_s: float | None = field(compare=False)  #: moves every second: not a change of the rig
     pool: str | None
     economics: RigEconomics | None
     nominal_ths: float | None = None  #: the model's (or the config's) nominal hashrate

@@ -61,7 +61,7 @@ class HeaderBar(Widget):
             self.source,
             "block " + ("—" if self.tip is None else f"{self.tip:,}"),
             "BTC " + ("—" if self.price is None else f"${self.price:,.0f}"),
-            ("hashprice " if width >= 100 else "hp ")
+            ("hashprice " if width >= 130 else "hp ")
             + ("—" if self.hashprice is None else f"${self.hashprice:,.1f}/PH/d"),
         ]
         if width < 90:

@@ -18,6 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
@@ -150,7 +151,13 @@ class RigTable(DataTable[Any]):
             return
         self._data[row_key][column_key] = value
         self._update_count += 1
-        self.refresh_row(self.get_row_index(row_key))
+        # Every row is one line, so its place is its index: no walk over all rows (which
+        # DataTable.refresh_row does, and which costs seconds with thousands of rigs).
+        index = self._row_locations.get(row_key)
+        if index is None:
+            return
+        y = index + (self.header_height if self.show_header else 0)
+        self._refresh_region(Region(0, y, self.virtual_size.width, 1))
 
     def action_open(self) -> None:
         if self.row_count:
@@ -183,6 +190,9 @@ class RigsPane(Vertical):
         self._title_statuses: tuple[tuple[str, str], ...] = ()
         self._title_at: float | None = None
         self._sorted_at: float | None = None
+        self._last_rows: dict[str, RigRow] = {}
+        self._title_partial = False
+        self._sort_partial = False
         self.columns: tuple[Column, ...] = columns_for(200)
         self._shown: dict[str, tuple[str, ...]] = {}  #: rig id -> rendered cell texts
         self.repaints = 0  #: cells updated (for tests and benchmarks)
@@ -205,19 +215,25 @@ class RigsPane(Vertical):
     #: Seconds between re-sorts when only values in the sort column drifted.
     RESORT_EVERY_S = 60.0
 
-    def show(self, rows: Sequence[RigRow], title: str) -> None:
-        # A new border title repaints the whole pane (most of the screen); the totals in it
-        # move a little with every poll, so they are refreshed once a minute, and at once
-        # when a rig changes status.
+    def show(self, rows: Sequence[RigRow], title: str, complete: bool = True) -> None:
+        """``complete``: these rows close a poll cycle (False: an early batch of one).
+
+        A new border title repaints the whole pane (most of the screen); the totals in it
+        move a little with every poll, so they are refreshed once a minute, and at once when
+        a rig changes status or a cycle completes after early batches.
+        """
         statuses = tuple(sorted((r.rig_id, r.status) for r in rows))
         now = time.monotonic()
         if (statuses != self._title_statuses or self._title_at is None
+                or (complete and self._title_partial)
                 or now - self._title_at >= self.TITLE_EVERY_S):
             set_border(self, title=title)  # plain text: the site name comes from the config
             self._title_statuses = statuses
             self._title_at = now
+            self._title_partial = not complete
         self._rows = {r.rig_id: r for r in rows}
-        self._sync()
+        self._sync(force_sort=complete and self._sort_partial)
+        self._sort_partial = not complete
 
     def on_resize(self) -> None:
         cols = columns_for(self.size.width - 2)
@@ -231,6 +247,7 @@ class RigsPane(Vertical):
         for c in self.columns:
             table.add_column(c.label, key=c.key, width=c.width)
         self._shown.clear()
+        self._last_rows.clear()
         self._sync(force_sort=True)
 
     def _visible(self) -> list[RigRow]:
@@ -243,10 +260,14 @@ class RigsPane(Vertical):
         for rig_id in [k for k in self._shown if k not in visible]:
             table.remove_row(rig_id)
             del self._shown[rig_id]
+            self._last_rows.pop(rig_id, None)
         keys = [c.key for c in self.columns]
         sort_idx = keys.index(self.sort_column) if self.sort_column in keys else -1
         moved = False  #: a value in the sort column changed
         for rig_id, row in visible.items():
+            if rig_id in self._shown and self._last_rows.get(rig_id) == row:
+                continue  # nothing about this rig changed: no cells to build
+            self._last_rows[rig_id] = row
             cells = [c.cell(row) for c in self.columns]
             texts = tuple(cell.plain + str(cell.style) for cell in cells)
             old = self._shown.get(rig_id)

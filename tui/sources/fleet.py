@@ -16,8 +16,8 @@ DEMO_SITE_NAME = "Texas-A"
 DEMO_ELECTRICITY = 0.06
 DEMO_POOL_FEE = 2.0
 DEMO_OVERHEAD = 0.30
-#: Seconds between early batches of readings within one poll cycle.
-PARTIAL_EVERY_S = 0.5
+#: A poll cycle still running after this many seconds hands over what it has read so far.
+PARTIAL_AFTER_S = 1.0
 #: Seconds between two scans of the config's address ranges.
 RESCAN_S = 600.0
 
@@ -64,19 +64,18 @@ class RigSource:
             self._scan_task.add_done_callback(self._scan_done)
         if self.on_partial is None:
             return RigsSnapshot(await self.poller.poll_all(), self.clock())
-        # Hand over what is in every PARTIAL_EVERY_S, so one hanging rig (a whole deadline)
-        # doesn't hold back the screen; the final snapshot has the rest.
+        # If the cycle is still running after PARTIAL_AFTER_S (a hanging rig costs a whole
+        # deadline), hand over what is in once, so the screen isn't held back; the final
+        # snapshot has the rest.  Once per cycle: every hand-over recomputes the whole site.
         pending: list[RigReading] = []
         cycle = asyncio.ensure_future(self.poller.poll_all(on_reading=pending.append))
         try:
-            while True:
-                done, _ = await asyncio.wait({cycle}, timeout=PARTIAL_EVERY_S)
-                if done:
-                    break
-                if pending:
-                    batch = tuple(pending)
-                    pending.clear()
-                    self.on_partial(RigsSnapshot(batch, self.clock(), complete=False))
+            done, _ = await asyncio.wait({cycle}, timeout=PARTIAL_AFTER_S)
+            if not done and pending:
+                batch = tuple(pending)
+                pending.clear()
+                self.on_partial(RigsSnapshot(batch, self.clock(), complete=False))
+            await asyncio.wait({cycle})
         finally:
             if not cycle.done():
                 cycle.cancel()
