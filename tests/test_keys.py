@@ -283,3 +283,14 @@ async def test_blocks_pane_without_site() -> None:
         await pilot.press("slash")  # no rigs: says so instead of failing
         await pilot.pause()
         assert app.is_running
+
+
+async def test_term_and_colorterm_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setenv("TERM", "xterm-16color")
+    monkeypatch.setenv("COLORTERM", "")
+    app = demo()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+    assert os.environ["TERM"] == "xterm-16color" and os.environ["COLORTERM"] == ""
