@@ -64,6 +64,8 @@ from widgets.rigs import RigsPane, RigTable
 
 #: How often the projection is recomputed between polls (it depends on the clock).
 RECOMPUTE_EVERY_S = 30.0
+#: Above this many rigs the site's numbers are computed in a thread (the loop stays free).
+THREAD_ABOVE_RIGS = 500
 #: More alerts than this firing at once are summed up in one notification.
 ALERT_TOASTS = 3
 MIN_INTERVAL_S, MAX_INTERVAL_S = 5.0, 3600.0
@@ -198,6 +200,7 @@ class MinertopApp(App[int]):
         self.rig_history: dict[str, RigHistory] = {}
         self.site_view: SiteView | None = None
         self._catalog: Catalog | None = None
+        self._site_record = False
         #: keyword arguments for each source's Backoff (tests shorten the delays)
         self.backoff_overrides: dict[str, float] = {}
         #: PollConfig fields to override for the rigs (tests shorten the deadline)
@@ -451,14 +454,26 @@ class MinertopApp(App[int]):
         self._evaluate_alerts()
 
     def _recompute_site(self, record: bool = False) -> None:
-        """Rig rows and site totals from the fleet and the network's numbers."""
+        """Rig rows and site totals from the fleet and the network's numbers.
+
+        ``record``: a poll cycle completed (history samples and alerts are taken then).  The
+        work runs in a worker that computes in a thread and repaints in chunks, so with
+        thousands of rigs a refresh never holds key presses up; a newer refresh replaces a
+        running one (a pending ``record`` carries over).
+        """
         if self.fleet is None or self.site is None or self._catalog is None:
             return
         if not self._views_ready():
             return
+        self._site_record = self._site_record or record
+        self.run_worker(self._refresh_site, name="site", group="site", exclusive=True,
+                        exit_on_error=False)
+
+    async def _refresh_site(self) -> None:
+        fleet, site, catalog = self.fleet, self.site, self._catalog
+        assert fleet is not None and site is not None and catalog is not None
         now = self.clock()
-        fleet = self.fleet
-        configured = {r.name: r for r in self.site.rigs}
+        configured = {r.name: r for r in site.rigs}
         poller = self.pollers.get("rigs")
         targets = poller.source.poller.targets if poller else ()  # type: ignore[union-attr]
         inputs = []
@@ -469,12 +484,17 @@ class MinertopApp(App[int]):
                 config=configured.get(t.rig_id), reading=fleet.last_good(t.rig_id),
                 status=status, reason=reason, age_s=fleet.age(t.rig_id, now)))
         d = self.dashboard
-        view = compute_site(
-            inputs, site=self.site, catalog=self._catalog,
-            hashprice=d.hashprice if d else None,
-            price_usd=self.price.usd if self.price else None,
-            retarget_change_pct=(d.retarget.projection.difficulty_change
-                                 if d and d.retarget else None))
+        kwargs = dict(site=site, catalog=catalog, hashprice=d.hashprice if d else None,
+                      price_usd=self.price.usd if self.price else None,
+                      retarget_change_pct=(d.retarget.projection.difficulty_change
+                                           if d and d.retarget else None))
+        if len(inputs) > THREAD_ABOVE_RIGS:
+            view = await asyncio.to_thread(compute_site, inputs, **kwargs)  # type: ignore[arg-type]
+        else:
+            view = compute_site(inputs, **kwargs)  # type: ignore[arg-type]
+        if not self._views_ready():
+            return
+        record, self._site_record = self._site_record, False
         self.site_view = view
         if record:
             for row in view.rows:
@@ -486,11 +506,6 @@ class MinertopApp(App[int]):
                     time=rd.time, hashrate_ths=row.hashrate_ths, power_w=row.power_w,
                     temp_c=row.temp_max, fan_rpm=sum(fans) / len(fans) if fans else None,
                     margin_usd_day=row.margin))
-        pane = self.rigs_pane
-        if pane is not None and not self.paused:
-            with self.batch_update():  # every changed cell lands in one frame
-                pane.show(view.rows, view.title(self.size.width), complete=record)
-        if record:
             self._evaluate_alerts()
         top = self.screen
         if isinstance(top, RigDetailScreen):
@@ -498,6 +513,9 @@ class MinertopApp(App[int]):
             if row is not None:
                 top.refresh_detail(row, self.rig_history.setdefault(row.rig_id, RigHistory()),
                                    now)
+        pane = self.rigs_pane
+        if pane is not None and not self.paused:
+            await pane.show_async(view.rows, view.title(self.size.width), complete=record)
 
     # ------------------------------------------------------------------ alerts
     def _evaluate_alerts(self) -> None:

@@ -7,9 +7,10 @@ literally, never interpreted.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -222,6 +223,12 @@ class RigsPane(Vertical):
         move a little with every poll, so they are refreshed once a minute, and at once when
         a rig changes status or a cycle completes after early batches.
         """
+        self._retitle(rows, title, complete)
+        self._rows = {r.rig_id: r for r in rows}
+        self._sync(force_sort=complete and self._sort_partial)
+        self._sort_partial = not complete
+
+    def _retitle(self, rows: Sequence[RigRow], title: str, complete: bool) -> bool:
         statuses = tuple(sorted((r.rig_id, r.status) for r in rows))
         now = time.monotonic()
         if (statuses != self._title_statuses or self._title_at is None
@@ -231,9 +238,8 @@ class RigsPane(Vertical):
             self._title_statuses = statuses
             self._title_at = now
             self._title_partial = not complete
-        self._rows = {r.rig_id: r for r in rows}
-        self._sync(force_sort=complete and self._sort_partial)
-        self._sort_partial = not complete
+            return True
+        return False
 
     def on_resize(self) -> None:
         cols = columns_for(self.size.width - 2)
@@ -254,6 +260,23 @@ class RigsPane(Vertical):
         return [r for r in self._rows.values() if matches(r, self.filter_text)]
 
     def _sync(self, force_sort: bool = False) -> None:
+        for _ in self._sync_steps(force_sort):
+            pass
+
+    #: Rows handled between two yields of :meth:`show_async` (the loop answers keys between).
+    CHUNK = 250
+
+    async def show_async(self, rows: Sequence[RigRow], title: str,
+                         complete: bool = True) -> None:
+        """:meth:`show`, handing the event loop back every ``CHUNK`` rows: with thousands
+        of rigs a refresh must not hold key presses up."""
+        self._retitle(rows, title, complete)
+        self._rows = {r.rig_id: r for r in rows}
+        for _ in self._sync_steps(force_sort=complete and self._sort_partial):
+            await asyncio.sleep(0)
+        self._sort_partial = not complete
+
+    def _sync_steps(self, force_sort: bool = False) -> Iterator[None]:
         table = self.table
         visible = {r.rig_id: r for r in self._visible()}
         resort = force_sort
@@ -264,7 +287,9 @@ class RigsPane(Vertical):
         keys = [c.key for c in self.columns]
         sort_idx = keys.index(self.sort_column) if self.sort_column in keys else -1
         moved = False  #: a value in the sort column changed
-        for rig_id, row in visible.items():
+        for n, (rig_id, row) in enumerate(visible.items()):
+            if n and n % self.CHUNK == 0:
+                yield
             if rig_id in self._shown and self._last_rows.get(rig_id) == row:
                 continue  # nothing about this rig changed: no cells to build
             self._last_rows[rig_id] = row
