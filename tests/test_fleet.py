@@ -38,3 +38,24 @@ async def test_scan_adds_rigs_and_keeps_the_ones_that_die() -> None:
         await src.aclose()
     finally:
         await site_sim.stop()
+
+
+async def test_threaded_polling_reads_the_same_and_closes() -> None:
+    specs = [SimRigSpec(name=f"t{i}", model="S21", host=f"127.0.4.{i}") for i in (1, 2)]
+    site_sim = await start_rig_site(specs, port=0)
+    try:
+        port = site_sim.targets()[0].port
+        site = SiteConfig(name="t", electricity_usd_kwh=0.05, rigs=tuple(
+            RigConfig(name=f"t{i}", host=f"127.0.4.{i}", port=port) for i in (1, 2)))
+        src = RigSource(site, threaded=True)
+        got = []
+        src.on_partial = got.append
+        snap = await src.fetch()
+        readings = [*snap.readings, *(r for g in got for r in g.readings)]
+        assert sorted(r.rig_id for r in readings) == ["t1", "t2"]
+        assert all(r.ok and r.hashrate_ths for r in readings)
+        thread = src._thread
+        await src.aclose()
+        assert thread is not None and not thread.thread.is_alive()
+    finally:
+        await site_sim.stop()

@@ -46,7 +46,7 @@ from tui.dashboard import Dashboard, compute
 from tui.history import RigHistory, Sample
 from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource
 from tui.safe import safe
-from tui.site import RigInput, SiteView, compute_site
+from tui.site import SiteView, compute_site, inputs_from_fleet
 from tui.sources.base import SourceError
 from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
@@ -334,7 +334,7 @@ class MinertopApp(App[int]):
             self.site = site
         self._catalog = site.catalog()
         self.fleet = RigFleet(site.poll.interval_s)
-        source = RigSource(site, clock=self.clock)
+        source = RigSource(site, clock=self.clock, threaded=True)
         source.on_partial = lambda snap: self.post_message(RigsUpdated(snap))
         self.pollers["rigs"] = Poller("rigs", source,
                                       site.poll.interval_s,
@@ -473,16 +473,9 @@ class MinertopApp(App[int]):
         fleet, site, catalog = self.fleet, self.site, self._catalog
         assert fleet is not None and site is not None and catalog is not None
         now = self.clock()
-        configured = {r.name: r for r in site.rigs}
         poller = self.pollers.get("rigs")
         targets = poller.source.poller.targets if poller else ()  # type: ignore[union-attr]
-        inputs = []
-        for t in targets:
-            status, reason = fleet.status(t.rig_id, now)
-            inputs.append(RigInput(
-                rig_id=t.rig_id, host=t.host, port=int(t.port or 0),
-                config=configured.get(t.rig_id), reading=fleet.last_good(t.rig_id),
-                status=status, reason=reason, age_s=fleet.age(t.rig_id, now)))
+        inputs = inputs_from_fleet(targets, fleet, site, now)
         d = self.dashboard
         kwargs = dict(site=site, catalog=catalog, hashprice=d.hashprice if d else None,
                       price_usd=self.price.usd if self.price else None,

@@ -296,7 +296,7 @@ async def _once(spec: SourceSpec, as_json: bool) -> int:
 
 async def _once_site(spec: SourceSpec, d: Dashboard) -> SiteView | None:
     """Poll every rig once and price it against the network's numbers."""
-    from tui.site import RigInput, compute_site
+    from tui.site import compute_site, inputs_from_fleet
     from tui.sources.fleet import RigSource, start_demo_site
     from tui.sources.rigs import RigFleet
 
@@ -317,15 +317,7 @@ async def _once_site(spec: SourceSpec, d: Dashboard) -> SiteView | None:
             await rig_sim.stop()  # type: ignore[attr-defined]
     fleet = RigFleet(site.poll.interval_s)
     fleet.update(snap.readings)
-    now = time.time()
-    configured = {r.name: r for r in site.rigs}
-    inputs = []
-    for t in source.poller.targets:
-        status, reason = fleet.status(t.rig_id, now)
-        inputs.append(RigInput(rig_id=t.rig_id, host=t.host, port=int(t.port or 0),
-                               config=configured.get(t.rig_id),
-                               reading=fleet.last_good(t.rig_id), status=status,
-                               reason=reason, age_s=fleet.age(t.rig_id, now)))
+    inputs = inputs_from_fleet(source.poller.targets, fleet, site, time.time())
     rt = d.retarget
     return compute_site(inputs, site=site, catalog=site.catalog(), hashprice=d.hashprice,
                         price_usd=d.price.usd if d.price else None,

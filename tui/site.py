@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tui.catalog import Catalog, resolve_power
 from tui.config import RigConfig, SiteConfig
 from tui.economics import Hashprice, RigEconomics, SiteTotals, rig_economics, site_totals
 from tui.model import RigReading
 from tui.safe import safe
+
+if TYPE_CHECKING:  # types only: this module does no I/O and imports no client
+    from tui.sources.rigs import RigFleet, RigTarget
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,20 @@ class RigInput:
     status: str  #: "ok" | "stale" | "offline" | "error"
     reason: str | None
     age_s: float | None  #: age of ``reading``
+
+
+def inputs_from_fleet(targets: Sequence[RigTarget], fleet: RigFleet, site: SiteConfig,
+                      now: float) -> list[RigInput]:
+    """What is known of each polled rig now: its config, last good reading and status."""
+    configured = {r.name: r for r in site.rigs}
+    inputs = []
+    for t in targets:
+        status, reason = fleet.status(t.rig_id, now)
+        inputs.append(RigInput(
+            rig_id=t.rig_id, host=t.host, port=int(t.port or 0),
+            config=configured.get(t.rig_id), reading=fleet.last_good(t.rig_id),
+            status=status, reason=reason, age_s=fleet.age(t.rig_id, now)))
+    return inputs
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from tui.config import PollConfig, RigConfig, SiteConfig
 from tui.model import RigReading
 from tui.sources.rigs import RigPoller, RigTarget
+
+T = TypeVar("T")
 
 #: The demo site: a Texas container at $0.06/kWh, 2% pool fee, $0.30/day/rig opex.
 DEMO_SITE_NAME = "Texas-A"
@@ -39,7 +43,9 @@ class RigSource:
     label = "rigs"
 
     def __init__(self, site: SiteConfig, *, clock: Callable[[], float] = time.time,
-                 extra_targets: list[RigTarget] | None = None) -> None:
+                 extra_targets: list[RigTarget] | None = None, threaded: bool = False) -> None:
+        """``threaded``: poll on an event loop of its own in a background thread, so that
+        reading thousands of replies never holds up the caller's loop (the UI's)."""
         self.site = site
         self.clock = clock
         poll: PollConfig = site.poll
@@ -47,6 +53,7 @@ class RigSource:
         self._scanned_at: float | None = None
         #: called with early batches of readings while a cycle runs (None: one batch)
         self.on_partial: Callable[[RigsSnapshot], None] | None = None
+        self._thread = _LoopThread() if threaded else None
         self.discovered: list[RigTarget] = []
         self._scan_task: asyncio.Future[None] | None = None
         self.scan_error: str | None = None
@@ -62,19 +69,24 @@ class RigSource:
             self._scanned_at = self.clock()
             self._scan_task = asyncio.ensure_future(self._scan())
             self._scan_task.add_done_callback(self._scan_done)
-        if self.on_partial is None:
+        if self.on_partial is None and self._thread is None:
             return RigsSnapshot(await self.poller.poll_all(), self.clock())
         # If the cycle is still running after PARTIAL_AFTER_S (a hanging rig costs a whole
         # deadline), hand over what is in once, so the screen isn't held back; the final
         # snapshot has the rest.  Once per cycle: every hand-over recomputes the whole site.
         pending: list[RigReading] = []
-        cycle = asyncio.ensure_future(self.poller.poll_all(on_reading=pending.append))
+        if self._thread is not None:
+            cycle = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                self.poller.poll_all(on_reading=pending.append), self._thread.loop))
+        else:
+            cycle = asyncio.ensure_future(self.poller.poll_all(on_reading=pending.append))
         try:
             done, _ = await asyncio.wait({cycle}, timeout=PARTIAL_AFTER_S)
             if not done and pending:
-                batch = tuple(pending)
-                pending.clear()
-                self.on_partial(RigsSnapshot(batch, self.clock(), complete=False))
+                batch = tuple(pending)  # the poll thread may append meanwhile: keep those
+                del pending[:len(batch)]
+                if self.on_partial is not None:
+                    self.on_partial(RigsSnapshot(batch, self.clock(), complete=False))
             await asyncio.wait({cycle})
         finally:
             if not cycle.done():
@@ -117,12 +129,38 @@ class RigSource:
     async def aclose(self) -> None:
         if self._scan_task is not None:
             self._scan_task.cancel()
-        await self.poller.aclose()
+        if self._thread is not None:
+            try:
+                await self._thread.run(self.poller.aclose())
+            finally:
+                self._thread.stop()
+                self._thread = None
+        else:
+            await self.poller.aclose()
 
     async def wait_for_scan(self) -> None:
         """For ``--once`` and tests: let a running scan finish."""
         if self._scan_task is not None:
             await asyncio.wait({self._scan_task})
+
+
+class _LoopThread:
+    """An asyncio loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="minertop-rigs",
+                                       daemon=True)
+        self.thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 async def start_demo_site(seed: int = 2026, clock: Callable[[], float] = time.time
