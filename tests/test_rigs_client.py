@@ -32,8 +32,6 @@ from tui.sources.rigs import (
     RigPoller,
     RigTarget,
     error_class,
-    match_model,
-    normalize_model,
 )
 
 # ----------------------------------------------------------------------------- samples
@@ -443,30 +441,20 @@ def test_untrusted_text_passes_through_unchanged() -> None:
     assert r.pool == "stratum+tcp://[link=x]p[/link]\x07:1"
 
 
-def test_match_model_to_catalog() -> None:
-    catalog = [
-        "S9",
-        "S19",
-        "S19j Pro",
-        "S19 XP",
-        "S21",
-        "S21 XP",
-        "M30S++",
-        "M60S",
-        "Avalon A1366",
-        "Bitaxe Gamma",
-    ]
-    assert match_model("Antminer S19j Pro", catalog) == "S19j Pro"
-    assert match_model("Bitmain Antminer S9", catalog) == "S9"
-    assert match_model("Antminer S19 XP (Vnish 1.2.0-rc1)", catalog) == "S19 XP"
-    assert match_model("M30S++V40", catalog) == "M30S++"
-    assert match_model("M60SVK30", catalog) == "M60S"
-    assert match_model("AvalonMiner 1366", catalog) == "Avalon A1366"
-    assert match_model("Bitaxe Gamma", catalog) == "Bitaxe Gamma"
-    assert match_model("Antminer S21 XP", catalog) == "S21 XP"
-    assert match_model("Antminer L7", catalog) is None
-    assert match_model(None, catalog) is None
-    assert normalize_model("Antminer S19j Pro") == "s19jpro"
+def test_reported_model_names_match_the_catalog() -> None:
+    # What the firmware flavours really report, through the lookup production uses.
+    from tui.catalog import Catalog
+
+    cat = Catalog.load()
+    for reported, model in [
+        ("Antminer S19j Pro", "S19j Pro"), ("Bitmain Antminer S9", "S9"),
+        ("Antminer S19 XP (Vnish 1.2.0-rc1)", "S19 XP"), ("M30S++V40", "M30S++"),
+        ("M60SVK30", "M60S"), ("AvalonMiner 1366", "Avalon A1366"),
+        ("Bitaxe Gamma", "Bitaxe Gamma"), ("Antminer S21 XP", "S21 XP"),
+    ]:
+        spec = cat.lookup(reported)
+        assert spec is not None and spec.model == model, reported
+    assert cat.lookup("Antminer L7") is None and cat.lookup(None) is None
 
 
 # ----------------------------------------------------------------------------- Bitaxe

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tui.catalog import Catalog
 from tui.sim.rigs import (
     QUIRKS,
     RigSite,
@@ -20,7 +21,7 @@ from tui.sim.rigs import (
     start_rig_site,
 )
 from tui.sources.discovery import hosts_of, scan
-from tui.sources.rigs import RigFleet, RigPoller, match_model
+from tui.sources.rigs import RigFleet, RigPoller
 
 FLAVOUR_SPECS = [
     SimRigSpec("ant", "S19j Pro", "antminer", 104, 3068),
@@ -162,20 +163,11 @@ def test_demo_site_specs() -> None:
     assert [s.behaviour for s in specs].count("offline") == 1
     assert [s.behaviour for s in specs].count("hang") == 1
     assert specs == demo_site_specs(2026)
-    catalog = [
-        "S9",
-        "S19j Pro",
-        "S19 XP",
-        "S21",
-        "S21 XP",
-        "M30S++",
-        "M60S",
-        "Avalon A1366",
-        "Bitaxe Gamma",
-    ]
-    for s in specs:  # what each rig reports maps back to the catalog
+    catalog = Catalog.load()
+    for s in specs:  # what each rig reports maps back to the catalog (production's lookup)
         reported = s.reported_model if s.flavour != "bitaxe" else s.model
-        assert match_model(reported, catalog) == s.model
+        spec = catalog.lookup(reported)
+        assert spec is not None and spec.model == s.model, reported
 
 
 async def test_demo_site_polls(site_factory) -> None:

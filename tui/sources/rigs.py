@@ -23,10 +23,9 @@ No Textual here.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import httpx
@@ -47,8 +46,6 @@ __all__ = [
     "RigState",
     "RigTarget",
     "error_class",
-    "match_model",
-    "normalize_model",
 ]
 
 #: Target kinds: the cgminer-style API (TCP) or a Bitaxe's HTTP API.
@@ -433,49 +430,4 @@ def _fmt_age(seconds: float) -> str:
     return f"{seconds // 3600} h"
 
 
-# --------------------------------------------------------------------------- models
 
-_VENDOR_WORDS = re.compile(r"\b(bitmain|antminer|whatsminer|microbt|avalonminer|avalon|canaan)\b")
-
-
-def normalize_model(name: str) -> str:
-    """A comparison key for a model name: vendor words, parenthesised suffixes, spaces
-    and punctuation (except ``+``) dropped, case-folded.
-
-    "Antminer S19j Pro" -> "s19jpro", "Bitmain Antminer S9" -> "s9",
-    "Antminer S19 XP (Vnish 1.2.0)" -> "s19xp", "M30S++V40" -> "m30s++v40",
-    "AvalonMiner 1366" -> "a1366", "Avalon A1366" -> "a1366", "Bitaxe Gamma" -> "bitaxegamma".
-    """
-    s = name.casefold()
-    s = re.sub(r"\([^)]*\)", " ", s)
-    avalon = "avalon" in s
-    s = _VENDOR_WORDS.sub(" ", s)
-    s = re.sub(r"[^0-9a-z+]", "", s)
-    if avalon and s[:1].isdigit():
-        s = "a" + s
-    return s
-
-
-def match_model(reported: str | None, known: Iterable[str]) -> str | None:
-    """The catalog name in ``known`` that the rig's reported model is: equal keys first,
-    else the longest known key the reported key starts with ("M30S++V40" -> "M30S++",
-    not "M30S"; "Antminer S19 XP (Vnish)" -> "S19 XP").  None when nothing fits."""
-    if not reported:
-        return None
-    key = normalize_model(reported)
-    if not key:
-        return None
-    best: tuple[int, str] | None = None
-    for name in known:
-        k = normalize_model(name)
-        if not k:
-            continue
-        if k == key:
-            return name
-        if key.startswith(k) and (best is None or len(k) > best[0]):
-            best = (len(k), name)
-    return best[1] if best else None
-
-
-def targets_by_id(targets: Sequence[RigTarget]) -> dict[str, RigTarget]:
-    return {t.rig_id: t for t in targets}
