@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -133,7 +134,7 @@ class RigSource:
             try:
                 await self._thread.run(self.poller.aclose())
             finally:
-                self._thread.stop()
+                await self._thread.stop()
                 self._thread = None
         else:
             await self.poller.aclose()
@@ -156,7 +157,18 @@ class _LoopThread:
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Cancel what still runs there (a poll waiting on a hung rig), then end the loop:
+        a task left to the garbage collector would try to close its socket on a dead loop."""
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.run(cancel_all()), 5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         if not self.thread.is_alive():
