@@ -149,3 +149,116 @@ async def test_enter_posts_open_for_the_cursor_row() -> None:
         pane.table.focus()
         await pilot.press("down", "enter")
         assert opened == [order(pane)[1]]
+
+
+def many(n: int) -> list[RigRow]:
+    return [replace(row(f"r-{i:05d}", margin=(i % 97) / 10 - 4.0), hashrate_ths=100 + i % 7)
+            for i in range(n)]
+
+
+async def test_thousands_of_rows_cost_one_screenful() -> None:
+    """A refresh that moves every rig's numbers builds and repaints only the rows in view."""
+    app = PaneApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        rows = many(5000)
+        pane.show(rows, "t")
+        await pilot.pause()
+        table = pane.table
+        assert table.row_count == 5000
+        in_view = table.scrollable_content_region.height - 1
+        assert 0 < len(table._cells) <= in_view
+        before = pane.repaints
+        # Every rig's hashrate moves (shown with one decimal): only visible cells repaint.
+        pane.show([replace(r, hashrate_ths=(r.hashrate_ths or 0) + 0.5) for r in rows], "t")
+        assert pane.repaints - before == in_view
+        assert len(table._cells) <= in_view
+
+
+async def test_cursor_keys_scroll_to_keep_the_cursor_in_view() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show(many(300), "t")
+        await pilot.pause()
+        table = pane.table
+        table.focus()
+        in_view = table.scrollable_content_region.height - 1
+
+        def visible() -> bool:
+            top = int(table.scroll_y)
+            return top <= table.cursor_row < top + in_view
+
+        await pilot.press("down", "down")
+        assert table.cursor_row == 2 and table.scroll_y == 0
+        await pilot.press("pagedown")
+        assert table.cursor_row == 2 + in_view and visible() and table.scroll_y > 0
+        await pilot.press("end")
+        assert table.cursor_row == 299 and visible()
+        await pilot.press("up")
+        assert table.cursor_row == 298 and visible()
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.scroll_y == 0
+        await pilot.press("up")
+        assert table.cursor_row == 0
+        # The rows shown are the ones at the scroll position.
+        await pilot.press("end")
+        await pilot.pause()
+        table.render_lines(table.size.region)
+        assert table.order[-1] in table.render_line(in_view).text  # the bottom line
+        assert table.order[0] not in "".join(table.render_line(y).text
+                                              for y in range(1, in_view + 1))
+
+
+async def test_clicks_sort_by_header_and_open_the_cursor_row() -> None:
+    opened: list[str] = []
+
+    class OpenApp(PaneApp):
+        def on_rig_table_open(self, msg: RigTable.Open) -> None:
+            opened.append(msg.rig_id)
+
+    app = OpenApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("b", 1.0), row("a", 3.0), row("c", -1.0)], "t")
+        await pilot.pause()
+        table = pane.table
+        # Header "rig" is the first column (x 0..9 inside the table).
+        await pilot.click(RigTable, offset=(2, 0))
+        await pilot.pause()
+        assert pane.sort_column == "name" and order(pane) == ["a", "b", "c"]
+        await pilot.click(RigTable, offset=(2, 2))  # second row: moves the cursor
+        assert table.cursor_row == 1 and opened == []
+        await pilot.click(RigTable, offset=(2, 2))  # again: opens it
+        await pilot.pause()
+        assert opened == ["b"]
+
+
+async def test_rigs_without_a_value_sort_last_both_ways() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("b", 1.0), row("z", None, "offline", ths=None), row("a", 3.0)], "t")
+        await pilot.pause()
+        pane.sort_by("ths", reverse=False)
+        assert order(pane)[-1] == "z"
+        pane.sort_by("ths", reverse=True)
+        assert order(pane)[-1] == "z"
+        pane.sort_by("margin", reverse=True)
+        assert order(pane) == ["a", "b", "z"]
+
+
+async def test_no_color_cursor_row_is_reversed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Without colours the cursor row must still show: it is drawn in reverse video."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = PaneApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("a", 1.0), row("b", 2.0)], "t")
+        await pilot.pause()
+        table = pane.table
+        table.render_lines(table.size.region)  # the styles of this frame
+        cursor_line = table.render_line(1 + table.cursor_row)
+        other = table.render_line(2 + table.cursor_row)
+        assert all(s.style is not None and s.style.reverse for s in cursor_line if s.text.strip())
+        assert not any(s.style is not None and s.style.reverse for s in other)

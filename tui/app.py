@@ -179,7 +179,10 @@ class MinertopApp(App[int]):
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
     ) -> None:
-        super().__init__()
+        # NO_COLOR: no colour at all (the terminal's own foreground and background), not
+        # Textual's default greyscale, where red or green text on a dark panel comes out
+        # grey on grey.  Meaning never rests on colour alone here: signs, words and symbols.
+        super().__init__(ansi_color=True if "NO_COLOR" in os.environ else None)
         self.spec = spec
         self.clock = clock
         self.tick_s = tick_s
@@ -508,7 +511,7 @@ class MinertopApp(App[int]):
                                    now)
         pane = self.rigs_pane
         if pane is not None and not self.paused:
-            await pane.show_async(view.rows, view.title(self.size.width), complete=record)
+            pane.show(view.rows, view.title(self.size.width), complete=record)
 
     # ------------------------------------------------------------------ alerts
     def _evaluate_alerts(self) -> None:
@@ -702,10 +705,9 @@ class MinertopApp(App[int]):
 
     def action_details(self) -> None:
         pane = self.rigs_pane
-        if pane is not None and pane.table.row_count:
-            key = pane.table.coordinate_to_cell_key(pane.table.cursor_coordinate).row_key
-            if key.value is not None:
-                self.open_rig(key.value)
+        rig_id = pane.table.cursor_rig_id if pane is not None else None
+        if rig_id is not None:
+            self.open_rig(rig_id)
 
     def action_back(self) -> None:
         pane = self.rigs_pane
