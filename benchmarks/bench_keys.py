@@ -21,8 +21,9 @@ End to end, as a user sees it (issue 3, section 8; target: under 100 ms):
   right after a refresh lands on screen (the rig pane's title or visible rows change while
   no key is in flight).
 - ``escape`` is sent two ways: as a legacy terminal sends it (a lone ESC byte: Textual waits
-  ``ESCDELAY``, 100 ms by default, to tell it from the start of an escape sequence, as curses
-  does) and as a terminal with the kitty keyboard protocol sends it (``CSI 27 u``, which
+  ``ESCDELAY`` to tell it from the start of an escape sequence, as curses does; minertop sets
+  25 ms, like htop, unless ``ESCDELAY`` is in the environment; Textual's own default is 100)
+  and as a terminal with the kitty keyboard protocol sends it (``CSI 27 u``, which
   Textual asks for and which needs no wait): the latter is the app's own latency.
 
 Also printed: CPU use of the minertop process (/proc/<pid>/stat) over the key phase, also in
@@ -941,9 +942,9 @@ def report(res: Run, args: argparse.Namespace) -> None:
     print(f"\nstart-up: site {res.site_start_s:.1f} s; the dashboard showed "
           f"{res.rigs_on_screen} rigs / {res.phs_on_screen} PH/s {res.startup_s:.1f} s after "
           "launch")
-    print("note: a lone ESC byte waits Textual's ESCDELAY (100 ms) before it counts as the "
-          "escape key;\n      'esc CSI-u' is the same key from a terminal with the kitty "
-          "keyboard protocol (no wait).")
+    print(f"note: a lone ESC byte waits ESCDELAY ({os.environ.get('ESCDELAY', '25')} ms) before "
+          "it counts as the escape key;\n      'esc CSI-u' is the same key from a terminal "
+          "with the kitty keyboard protocol (no wait).")
 
 
 _FRAME = re.compile(r"^(.*?) \((.*?)(?::\d+)?\)$")

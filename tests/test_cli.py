@@ -102,3 +102,23 @@ def test_once_text_on_demo() -> None:
     r = _run("--once", "--demo")
     assert r.returncode == 0, r.stderr
     assert "hashrate" in r.stdout and "retarget" in r.stdout and "EH/s" in r.stdout
+
+
+@pytest.mark.parametrize(("given", "want"), [(None, 0.025), ("60", 0.06)])
+def test_lone_esc_waits_25ms_unless_escdelay_says_otherwise(given: str | None,
+                                                             want: float) -> None:
+    """The TUI's entry point sets ESCDELAY before Textual reads it; a user's value wins."""
+    code = (
+        "import sys\n"
+        "from tui.cli import set_terminal_defaults\n"
+        "set_terminal_defaults()\n"
+        "from textual import constants\n"
+        "print(constants.ESCAPE_DELAY)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ESCDELAY"}
+    if given is not None:
+        env["ESCDELAY"] = given
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout) == pytest.approx(want)

@@ -349,8 +349,21 @@ def init_config(argv: list[str]) -> int:
     return 0
 
 
+#: How long a lone ESC byte waits before it counts as the Esc key, in ms, unless the
+#: user's ``ESCDELAY`` says otherwise.  A terminal sends an escape sequence (an arrow key)
+#: in one write, so 25 ms tells the two apart even over SSH; htop uses the same.  Textual's
+#: default is 100 ms, which every Esc press would wait out.
+ESCDELAY_MS = 25
+
+
+def set_terminal_defaults(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Before Textual is imported (it reads ``ESCDELAY`` once)."""
+    environ.setdefault("ESCDELAY", str(ESCDELAY_MS))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    set_terminal_defaults()
     if argv[:1] == ["sim"]:
         from tui.sim import run_sim_cli
 
