@@ -531,3 +531,25 @@ def test_hold_time_from_config() -> None:
 
     with pytest.raises(ConfigError, match="alerts.hold_s: expected a number 0–3600"):
         parse_config(base + 'hold_s = "1m"\n', path=Path("c.toml"))
+
+
+def test_evaluation_in_steps_yields_between_chunks_and_gives_the_same_events() -> None:
+    rules = AlertRules(hold_s=0.0)
+    rigs = [down(f"r-{i}") if i % 3 == 0 else ok(f"r-{i}", margin_usd_day=-1.0)
+            for i in range(10)]
+    whole = AlertEngine(rules)
+    stepped = AlertEngine(rules)
+    for t in (0.0, 1000.0):
+        want = whole.evaluate(t, rigs=rigs)
+        steps = stepped.evaluate_steps(t, rigs=rigs, chunk=3)
+        yields = 0
+        while True:
+            try:
+                next(steps)
+                yields += 1
+            except StopIteration as done:
+                got = done.value
+                break
+        assert yields == 3  # 10 rigs in chunks of 3: a hand-back after rigs 3, 6 and 9
+        assert summary(got) == summary(want)
+    assert summary(got) and stepped.active.keys() == whole.active.keys()

@@ -230,9 +230,12 @@ async def test_alerts_fire_once_into_the_log_and_the_screen(tmp_path) -> None:  
         assert any("network:drift" in ln for ln in fired)
         assert any("rig:a-05:margin" in ln for ln in fired)
         n = len(lines)
-        # ...and re-evaluating the same conditions adds nothing.
+        # ...and re-evaluating the same conditions adds nothing.  (With rigs, the site
+        # worker evaluates: wait for it.)
         app._evaluate_alerts()
+        await app.workers.wait_for_complete()
         app._evaluate_alerts()
+        await app.workers.wait_for_complete()
         assert len(log.read_text().splitlines()) == n
         assert "alerts" in str(app.query_one("HeaderBar").render())
         await pilot.press("a")
@@ -242,6 +245,7 @@ async def test_alerts_fire_once_into_the_log_and_the_screen(tmp_path) -> None:  
         app.alert_rules = replace(app.alert_rules, rig_margin_below_usd_day=-100.0)
         app.alerts.rules = app.alert_rules  # type: ignore[misc]
         app._evaluate_alerts()
+        await app.workers.wait_for_complete()
         cleared = [ln for ln in log.read_text().splitlines()[n:] if "\tCLEARED\t" in ln]
         assert any("rig:a-05:margin" in ln for ln in cleared)
         assert not any(k.endswith(":margin") for k in app.alerts.active)

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -221,6 +221,24 @@ class AlertEngine:
         network: NetworkCondition | None = None,
     ) -> list[AlertEvent]:
         """Events for what started or ended since the last call (usually nothing)."""
+        steps = self.evaluate_steps(now, rigs=rigs, network=network)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def evaluate_steps(
+        self,
+        now: float,
+        *,
+        rigs: Sequence[RigCondition] = (),
+        network: NetworkCondition | None = None,
+        chunk: int = 500,
+    ) -> Generator[None, None, list[AlertEvent]]:
+        """:meth:`evaluate` in steps of ``chunk`` rigs: the generator yields between them
+        (a caller with thousands of rigs can do other work there) and returns the events.
+        Run one evaluation at a time: the steps share the engine's state."""
         if not self.rules.enabled:
             return []
         events: list[AlertEvent] = []
@@ -230,7 +248,9 @@ class AlertEngine:
         for key, alert in list(self._active.items()):
             if key.startswith("rig:") and alert.subject not in present:
                 self._clear(events, now, key, f"{safe(alert.subject, 64)} no longer on the site")
-        for r in present.values():
+        for i, r in enumerate(present.values()):
+            if i and i % chunk == 0:
+                yield
             self._rig(events, now, r)
         if network is not None:
             self._network(events, now, network)

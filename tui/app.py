@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -44,9 +45,9 @@ from tui.commands import COMMANDS, parse_keymap
 from tui.config import SiteConfig
 from tui.dashboard import Dashboard, compute
 from tui.history import RigHistory, Sample
-from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource
+from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource, RigReading
 from tui.safe import safe
-from tui.site import SiteView, compute_site, inputs_from_fleet
+from tui.site import SiteView, compute_site, rig_input
 from tui.sources.base import SourceError
 from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
@@ -66,6 +67,9 @@ from widgets.rigs import RigsPane, RigTable
 RECOMPUTE_EVERY_S = 30.0
 #: Above this many rigs the site's numbers are computed in a thread (the loop stays free).
 THREAD_ABOVE_RIGS = 500
+#: Rigs handled between two hand-backs to the event loop in the site worker (each step
+#: takes a few milliseconds, so a key press waits at most that long).
+SITE_STEP = 250
 #: More alerts than this firing at once are summed up in one notification.
 ALERT_TOASTS = 3
 MIN_INTERVAL_S, MAX_INTERVAL_S = 5.0, 3600.0
@@ -204,6 +208,10 @@ class MinertopApp(App[int]):
         self.site_view: SiteView | None = None
         self._catalog: Catalog | None = None
         self._site_record = False
+        self._site_again = False
+        self._site_running = False
+        self._alerts_due = False
+        self._rig_updates: deque[Sequence[RigReading]] = deque()
         #: keyword arguments for each source's Backoff (tests shorten the delays)
         self.backoff_overrides: dict[str, float] = {}
         #: PollConfig fields to override for the rigs (tests shorten the deadline)
@@ -401,11 +409,9 @@ class MinertopApp(App[int]):
     def _on_rigs(self, msg: RigsUpdated) -> None:
         if self.fleet is None:
             return
-        self.fleet.update(msg.snap.readings)
-        for r in msg.snap.readings:
-            hist = self.rig_history.setdefault(r.rig_id, RigHistory())
-            if not r.ok:
-                hist.error(r.time, r.error or "unknown error")
+        # The site worker applies them, in steps (thousands of readings at once must not
+        # hold key presses up), in order with everything else that reads the fleet.
+        self._rig_updates.append(msg.snap.readings)
         self._recompute_site(record=msg.snap.complete)
         self._update_statuses()
 
@@ -459,26 +465,54 @@ class MinertopApp(App[int]):
     def _recompute_site(self, record: bool = False) -> None:
         """Rig rows and site totals from the fleet and the network's numbers.
 
-        ``record``: a poll cycle completed (history samples and alerts are taken then).  The
-        work runs in a worker that computes in a thread and repaints in chunks, so with
-        thousands of rigs a refresh never holds key presses up; a newer refresh replaces a
-        running one (a pending ``record`` carries over).
+        ``record``: a poll cycle completed (history samples and alerts are taken then).  One
+        worker does all the per-rig work in order: it applies new readings, gathers the
+        inputs, computes the site (in a thread above ``THREAD_ABOVE_RIGS``), records history
+        and evaluates alerts, handing the event loop back every ``SITE_STEP`` rigs, so with
+        thousands of rigs a refresh never holds a key press up for long.  A request while it
+        runs makes it go round once more (a pending ``record`` carries over).
         """
         if self.fleet is None or self.site is None or self._catalog is None:
             return
         if not self._views_ready():
             return
         self._site_record = self._site_record or record
-        self.run_worker(self._refresh_site, name="site", group="site", exclusive=True,
-                        exit_on_error=False)
+        self._site_again = True
+        if not self._site_running:
+            self._site_running = True
+            self.run_worker(self._site_loop, name="site", group="site", exit_on_error=False)
+
+    async def _site_loop(self) -> None:
+        try:
+            while self._site_again:
+                self._site_again = False
+                await self._refresh_site()
+        finally:
+            self._site_running = False  # (no await since the loop's test: nothing is lost)
 
     async def _refresh_site(self) -> None:
         fleet, site, catalog = self.fleet, self.site, self._catalog
         assert fleet is not None and site is not None and catalog is not None
+        step = SITE_STEP
+        n = 0
+        while self._rig_updates:
+            for r in self._rig_updates.popleft():
+                fleet.record(r)
+                if not r.ok:
+                    self.rig_history.setdefault(r.rig_id, RigHistory()).error(
+                        r.time, r.error or "unknown error")
+                n += 1
+                if n % step == 0:
+                    await asyncio.sleep(0)
         now = self.clock()
         poller = self.pollers.get("rigs")
         targets = poller.source.poller.targets if poller else ()  # type: ignore[union-attr]
-        inputs = inputs_from_fleet(targets, fleet, site, now)
+        configured = {r.name: r for r in site.rigs}
+        inputs = []
+        for i, t in enumerate(targets):
+            if i and i % step == 0:
+                await asyncio.sleep(0)
+            inputs.append(rig_input(t, fleet, configured, now))
         d = self.dashboard
         kwargs = dict(site=site, catalog=catalog, hashprice=d.hashprice if d else None,
                       price_usd=self.price.usd if self.price else None,
@@ -491,9 +525,12 @@ class MinertopApp(App[int]):
         if not self._views_ready():
             return
         record, self._site_record = self._site_record, False
+        alerts_due, self._alerts_due = self._alerts_due, False
         self.site_view = view
         if record:
-            for row in view.rows:
+            for i, row in enumerate(view.rows):
+                if i and i % step == 0:
+                    await asyncio.sleep(0)
                 rd = fleet.last_good(row.rig_id)
                 if rd is None or row.status != "ok":
                     continue
@@ -502,7 +539,8 @@ class MinertopApp(App[int]):
                     time=rd.time, hashrate_ths=row.hashrate_ths, power_w=row.power_w,
                     temp_c=row.temp_max, fan_rpm=sum(fans) / len(fans) if fans else None,
                     margin_usd_day=row.margin))
-            self._evaluate_alerts()
+        if record or alerts_due:
+            await self._evaluate_alerts_steps(view)
         top = self.screen
         if isinstance(top, RigDetailScreen):
             row = next((r for r in view.rows if r.rig_id == top.rig_id), None)
@@ -515,23 +553,48 @@ class MinertopApp(App[int]):
 
     # ------------------------------------------------------------------ alerts
     def _evaluate_alerts(self) -> None:
-        """Feed the alert engine; it reports each condition once when it starts and ends."""
+        """Feed the alert engine; it reports each condition once when it starts and ends.
+
+        With rigs, the site worker evaluates (after it has the rigs' numbers, in steps, one
+        evaluation at a time); without, the network's conditions are evaluated here."""
+        if self.fleet is not None and self.site is not None:
+            self._alerts_due = True
+            self._recompute_site()
+            return
+        self._publish_alerts(self.alerts.evaluate(self.clock(), network=self._network_condition()))
+
+    async def _evaluate_alerts_steps(self, view: SiteView) -> None:
         now = self.clock()
-        rigs = []
-        if self.site_view is not None:
-            rigs = [RigCondition(rig_id=r.rig_id, status=r.status, reason=r.reason,
-                                 margin_usd_day=r.margin, temp_max_c=r.temp_max,
-                                 hashrate_ths=r.hashrate_ths, nominal_ths=r.nominal_ths)
-                    for r in self.site_view.rows]
-        network = None
+        rigs: list[RigCondition] = []
+        if self.alerts.rules.enabled:
+            for i, r in enumerate(view.rows):
+                if i and i % SITE_STEP == 0:
+                    await asyncio.sleep(0)
+                rigs.append(RigCondition(rig_id=r.rig_id, status=r.status, reason=r.reason,
+                                         margin_usd_day=r.margin, temp_max_c=r.temp_max,
+                                         hashrate_ths=r.hashrate_ths, nominal_ths=r.nominal_ths))
+        steps = self.alerts.evaluate_steps(now, rigs=rigs, network=self._network_condition(),
+                                           chunk=SITE_STEP)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                events: list[AlertEvent] = done.value
+                break
+            await asyncio.sleep(0)
+        self._publish_alerts(events)
+
+    def _network_condition(self) -> NetworkCondition | None:
         d = self.dashboard
-        if d is not None:
-            rt = d.retarget
-            network = NetworkCondition(
-                epoch_drift_pct=d.drift.epoch_drift_pct,
-                retarget_eta_unix=rt.projection.estimated_retarget_time if rt else None,
-                retarget_change_pct=rt.projection.difficulty_change if rt else None)
-        events = self.alerts.evaluate(now, rigs=rigs, network=network)
+        if d is None:
+            return None
+        rt = d.retarget
+        return NetworkCondition(
+            epoch_drift_pct=d.drift.epoch_drift_pct,
+            retarget_eta_unix=rt.projection.estimated_retarget_time if rt else None,
+            retarget_change_pct=rt.projection.difficulty_change if rt else None)
+
+    def _publish_alerts(self, events: list[AlertEvent]) -> None:
         fired = [e for e in events if e.kind == "fired"]
         if len(fired) > ALERT_TOASTS:
             # Many at once (start-up, a site-wide outage): one summary, not a wall of toasts.

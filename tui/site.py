@@ -7,7 +7,7 @@ totals.  ``--once --json`` and the app both use :func:`compute_site`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,14 +39,17 @@ def inputs_from_fleet(targets: Sequence[RigTarget], fleet: RigFleet, site: SiteC
                       now: float) -> list[RigInput]:
     """What is known of each polled rig now: its config, last good reading and status."""
     configured = {r.name: r for r in site.rigs}
-    inputs = []
-    for t in targets:
-        status, reason = fleet.status(t.rig_id, now)
-        inputs.append(RigInput(
-            rig_id=t.rig_id, host=t.host, port=int(t.port or 0),
-            config=configured.get(t.rig_id), reading=fleet.last_good(t.rig_id),
-            status=status, reason=reason, age_s=fleet.age(t.rig_id, now)))
-    return inputs
+    return [rig_input(t, fleet, configured, now) for t in targets]
+
+
+def rig_input(target: RigTarget, fleet: RigFleet, configured: Mapping[str, RigConfig],
+              now: float) -> RigInput:
+    """One rig's :class:`RigInput` (``configured``: the site's rigs by name)."""
+    status, reason = fleet.status(target.rig_id, now)
+    return RigInput(
+        rig_id=target.rig_id, host=target.host, port=int(target.port or 0),
+        config=configured.get(target.rig_id), reading=fleet.last_good(target.rig_id),
+        status=status, reason=reason, age_s=fleet.age(target.rig_id, now))
 
 
 @dataclass(frozen=True)
