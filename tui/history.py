@@ -1,13 +1,23 @@
-"""Per-rig history over the session (pure, bounded memory)."""
+"""Per-rig history over the session (pure, bounded memory).
+
+A site can have thousands of rigs polled every few seconds for days, so a rig's history is
+kept as flat arrays of numbers (one object per series, not one per sample: nothing for the
+garbage collector to walk) and never grows past ``capacity`` points.  When it is full, the
+older half is thinned to every other point: recent readings stay at full resolution, older
+ones get coarser, and the whole session stays covered.
+"""
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-#: Samples kept per rig: 12 h at a 10-s interval.
-MAX_SAMPLES = 4320
+#: Points kept per rig (about 20 KB): more than a sparkline ever shows.
+MAX_SAMPLES = 720
 MAX_ERRORS = 50
+SERIES = ("hashrate_ths", "power_w", "temp_c", "fan_rpm", "margin_usd_day")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,21 +30,54 @@ class Sample:
     margin_usd_day: float | None
 
 
-@dataclass
 class RigHistory:
-    samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
-    errors: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=MAX_ERRORS))
+    """One rig's readings (:class:`Sample`) and recent errors over the session."""
+
+    __slots__ = ("_times", "_values", "capacity", "count", "errors")
+
+    def __init__(self, capacity: int = MAX_SAMPLES) -> None:
+        if capacity < 4:
+            raise ValueError("capacity must be at least 4")
+        self.capacity = capacity
+        self.count = 0  #: readings added over the session (thinning keeps fewer)
+        self._times = array("d")
+        #: float32 is plenty for the values shown (7 significant digits); NaN = unknown
+        self._values = {name: array("f") for name in SERIES}
+        self.errors: deque[tuple[float, str]] = deque(maxlen=MAX_ERRORS)
 
     def add(self, sample: Sample) -> None:
-        if self.samples and self.samples[-1].time == sample.time:
-            self.samples[-1] = sample
-        else:
-            self.samples.append(sample)
+        """Append a reading (one with the same time as the last replaces it)."""
+        values = [getattr(sample, name) for name in SERIES]
+        if self._times and self._times[-1] == sample.time:
+            for name, v in zip(SERIES, values, strict=True):
+                self._values[name][-1] = math.nan if v is None else v
+            return
+        if len(self._times) >= self.capacity:
+            self._thin()
+        self.count += 1
+        self._times.append(sample.time)
+        for name, v in zip(SERIES, values, strict=True):
+            self._values[name].append(math.nan if v is None else v)
+
+    def _thin(self) -> None:
+        half = len(self._times) // 2
+        self._times = self._times[:half:2] + self._times[half:]
+        for name, series in self._values.items():
+            self._values[name] = series[:half:2] + series[half:]
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first point kept to the last."""
+        return self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
+
+    def series(self, attr: str) -> list[float]:
+        """The known values of one series (``SERIES``), oldest first."""
+        return [v for v in self._values[attr] if not math.isnan(v)]
 
     def error(self, when: float, message: str) -> None:
         if self.errors and self.errors[-1][1] == message:
             return  # the same error again: keep the first time it happened
         self.errors.append((when, message))
-
-    def series(self, attr: str) -> list[float]:
-        return [v for s in self.samples if (v := getattr(s, attr)) is not None]

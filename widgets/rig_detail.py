@@ -63,8 +63,8 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
             f"{usd(e.shutdown_price_usd, '{:,.0f}')}"))
     grid.add_row("", "")
     spark_w = max(10, width - 40)
-    n = len(history.samples)
-    span = history.samples[-1].time - history.samples[0].time if n > 1 else 0.0
+    n = history.count
+    span = history.span_s
     for attr, label, unit, fmt in CHARTS:
         values = history.series(attr)
         if not values:
