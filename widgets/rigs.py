@@ -375,7 +375,7 @@ class RigTable(ScrollView, can_focus=True):
             line.append(pad)
         segments = list(line.render(self.app.console))
         return Strip(Segment.apply_style(segments, style), line.cell_len) \
-            .crop_extend(0, width, style)
+            .crop_extend(0, width, style).simplify()
 
     def _header_strip(self, width: int, style: Style, sorted_style: Style) -> Strip:
         cells = [Text(c.label, justify="left" if c.key in ("name", "model", "status")
