@@ -26,6 +26,17 @@ class PaneApp(App[None]):
         yield RigsPane()
 
 
+class OpenApp(PaneApp):
+    """Records the rigs the table asks to open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[str] = []
+
+    def on_rig_table_open(self, msg: RigTable.Open) -> None:
+        self.opened.append(msg.rig_id)
+
+
 def order(pane: RigsPane) -> list[str]:
     t = pane.table
     return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
@@ -135,13 +146,8 @@ def test_columns_fit_the_width() -> None:
 
 
 async def test_enter_posts_open_for_the_cursor_row() -> None:
-    opened: list[str] = []
-
-    class OpenApp(PaneApp):
-        def on_rig_table_open(self, msg: RigTable.Open) -> None:
-            opened.append(msg.rig_id)
-
     app = OpenApp()
+    opened = app.opened
     async with app.run_test(size=(200, 30)) as pilot:
         pane = app.query_one(RigsPane)
         pane.show([row("a", 1.0), row("b", 2.0)], "t")
@@ -211,13 +217,8 @@ async def test_cursor_keys_scroll_to_keep_the_cursor_in_view() -> None:
 
 
 async def test_clicks_sort_by_header_and_open_the_cursor_row() -> None:
-    opened: list[str] = []
-
-    class OpenApp(PaneApp):
-        def on_rig_table_open(self, msg: RigTable.Open) -> None:
-            opened.append(msg.rig_id)
-
     app = OpenApp()
+    opened = app.opened
     async with app.run_test(size=(200, 30)) as pilot:
         pane = app.query_one(RigsPane)
         pane.show([row("b", 1.0), row("a", 3.0), row("c", -1.0)], "t")
