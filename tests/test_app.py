@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes import Scripted, down, price, squeeze_snapshot
 from tui.app import HelpScreen, MinertopApp
-from tui.cli import SourceSpec
+from tui.spec import SourceSpec
 from tui.sources.base import SourceError
 from widgets.blocks import BlocksPane
 from widgets.drift import DriftPane

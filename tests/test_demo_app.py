@@ -1,15 +1,18 @@
-"""The real app on the in-process simulator (fake clock): numbers, faults, snapshots."""
+"""The demo: the real app on the in-process simulator (fake clock) end to end, and the
+demo's captured view fed to the app by a fake engine (snapshots, keys, hostile text)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from types import MappingProxyType
 
 import pytest
 
 from tests.conftest import FakeClock
+from tests.fake_engine import FakeEngine, demo_engine, demo_view, with_source
 from tui.app import MinertopApp
-from tui.app import SourceFailed as SourceFailedMsg
-from tui.cli import SourceSpec
+from tui.spec import SourceSpec
 from widgets.drift import DriftPane
 from widgets.hashrate import HashratePane
 from widgets.header import HeaderBar
@@ -24,6 +27,20 @@ def demo_app(via: str = "mempool", clock: FakeClock | None = None) -> MinertopAp
     app.backoff_overrides = {"min_delay": 0.05, "max_delay": 0.05}
     app.poll_overrides = {"timeout_s": 1.5}  # the demo's hanging rig costs one deadline
     return app
+
+
+def fed_app(engine: FakeEngine | None = None) -> MinertopApp:
+    """The dashboard fed the demo's captured view (no simulator)."""
+    spec = SourceSpec(kind="mempool", url="http://127.0.0.1:0", demo=True)
+    return MinertopApp(spec, engine=engine or demo_engine(), clock=FakeClock(START))
+
+
+async def shown(pilot) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(200):
+        if pilot.app.site_view is not None:
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()
 
 
 async def loaded(pilot, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -100,21 +117,21 @@ async def test_demo_source_down_then_back() -> None:
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
 def test_snapshot(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(demo_app(), terminal_size=size, run_before=loaded)
+    assert snap_compare(fed_app(), terminal_size=size, run_before=shown)
 
 
 def test_snapshot_no_color(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("NO_COLOR", "1")
-    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=loaded)
+    assert snap_compare(fed_app(), terminal_size=(80, 24), run_before=shown)
 
 
 async def test_demo_site_margins_and_rig_keys() -> None:
     from widgets.rig_detail import RigDetailScreen
     from widgets.rigs import RigsPane
 
-    app = demo_app()
+    app = fed_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+        await shown(pilot)
         view = app.site_view
         assert view is not None and len(view.rows) == 48
         by_model: dict[str, list] = {}
@@ -173,14 +190,16 @@ async def test_hostile_error_text_and_no_price_do_not_crash() -> None:
     from widgets.rig_detail import RigDetailScreen
     from widgets.rigs import RigsPane
 
-    app = demo_app()
+    engine = demo_engine()
+    app = fed_app(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
-        app.price = None  # the price source never answered
-        app.post_message(SourceFailedMsg("chain", "mempool x: HTTP 500: [/bogus] [b]bold[/b]"))
+        await shown(pilot)
+        # the price source never answered, the chain source fails with markup in its text
+        bad = with_source(demo_view(price=None), "chain",
+                          error="mempool x: HTTP 500: [/bogus] [b]bold[/b]")
+        engine.publish(bad)
         await pilot.pause()
         assert "[/bogus]" in str(app.query_one(RetargetPane).border_subtitle)
-        app._recompute()
         pane = app.query_one(RigsPane)
         pane.table.focus()
         await pilot.press("slash", "[", "/", "x", "]", "enter")
@@ -189,6 +208,29 @@ async def test_hostile_error_text_and_no_price_do_not_crash() -> None:
         assert isinstance(app.screen, RigDetailScreen)
         await pilot.pause()
         assert app.is_running
+
+
+async def test_a_failure_computing_the_site_is_shown_in_the_rigs_pane() -> None:
+    """An unexpected exception in the engine's site pipeline: the rigs pane says what
+    failed (the last rows stay), a toast says it once, the app keeps running."""
+    from widgets.rigs import RigsPane
+
+    engine = demo_engine()
+    app = fed_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        v = demo_view()
+        engine.publish(replace(v, seq=v.seq + 1, errors=MappingProxyType(
+            {"site": "internal error computing the site: ZeroDivisionError: [b]x"})))
+        await pilot.pause()
+        pane = app.query_one(RigsPane)
+        shown_text = pane.__dict__["_border_plain"]["subtitle"]  # what set_border drew
+        assert "ZeroDivisionError: [b]x" in shown_text
+        assert pane.has_class("-error") and pane.table.row_count == 48
+        engine.publish(replace(v, seq=v.seq + 2))
+        await pilot.pause()
+        assert "ZeroDivision" not in str(pane.border_subtitle)
+        assert not pane.has_class("-error")
 
 
 def test_a_rig_hashing_nothing_is_an_error_not_ok() -> None:
@@ -213,15 +255,16 @@ def test_a_rig_hashing_nothing_is_an_error_not_ok() -> None:
 
 
 async def test_alerts_fire_once_into_the_log_and_the_screen(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
     from tui.alerts import AlertEngine, AlertRules
     from widgets.alerts import AlertsScreen
 
     log = tmp_path / "alerts.log"
     app = demo_app()
-    app.alert_rules = AlertRules(log_file=log, rig_temp_above_c=None, hold_s=0.0)
-    app.alerts = AlertEngine(app.alert_rules)
+    rules = AlertRules(log_file=log, rig_temp_above_c=None, hold_s=0.0)
+    app.alert_rules = rules
+    engine = app.local_engine
+    assert engine is not None
+    engine.alerts = AlertEngine(rules)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         lines = log.read_text().splitlines()
@@ -230,22 +273,20 @@ async def test_alerts_fire_once_into_the_log_and_the_screen(tmp_path) -> None:  
         assert any("network:drift" in ln for ln in fired)
         assert any("rig:a-05:margin" in ln for ln in fired)
         n = len(lines)
-        # ...and re-evaluating the same conditions adds nothing.  (With rigs, the site
-        # worker evaluates: wait for it.)
-        app._evaluate_alerts()
-        await app.workers.wait_for_complete()
-        app._evaluate_alerts()
-        await app.workers.wait_for_complete()
+        # ...and re-evaluating the same conditions adds nothing.
+        for _ in range(2):
+            engine.recompute()
+            await engine.idle()
         assert len(log.read_text().splitlines()) == n
+        await pilot.pause()
         assert "alerts" in str(app.query_one("HeaderBar").render())
         await pilot.press("a")
         assert isinstance(app.screen, AlertsScreen)
         await pilot.press("escape")
         # A rig that comes back above the threshold clears once.
-        app.alert_rules = replace(app.alert_rules, rig_margin_below_usd_day=-100.0)
-        app.alerts.rules = app.alert_rules  # type: ignore[misc]
-        app._evaluate_alerts()
-        await app.workers.wait_for_complete()
+        engine.alerts.rules = replace(rules, rig_margin_below_usd_day=-100.0)
+        engine.recompute()
+        await engine.idle()
         cleared = [ln for ln in log.read_text().splitlines()[n:] if "\tCLEARED\t" in ln]
         assert any("rig:a-05:margin" in ln for ln in cleared)
-        assert not any(k.endswith(":margin") for k in app.alerts.active)
+        assert not any(k.endswith(":margin") for k in engine.alerts.active)

@@ -1,18 +1,21 @@
-"""Every command in the one table, pressed by its key on the demo, does what it says."""
+"""Every command in the one table, pressed by its key on the demo, does what it says.
+
+The dashboard is fed the demo's captured view by a fake engine (no simulator per test);
+what the engine does with refresh, pause and faster/slower is tested in test_engine.py.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FakeClock
-from tests.test_demo_app import START, loaded
+from tests.fake_engine import START, FakeEngine, demo_engine
 from tui.app import HelpScreen, MinertopApp, TooSmallScreen
-from tui.cli import SourceSpec
 from tui.commands import COMMAND_IDS, COMMANDS, key_name, parse_keymap
+from tui.spec import SourceSpec
 from widgets.blocks import BlocksPane
 from widgets.drift import DriftPane
 from widgets.hashrate import HashratePane
@@ -34,10 +37,22 @@ def plain(widget: object) -> str:
 
 def demo(**spec_kw: object) -> MinertopApp:
     spec = SourceSpec(kind="mempool", url="http://127.0.0.1:0", demo=True, **spec_kw)  # type: ignore[arg-type]
-    app = MinertopApp(spec, clock=FakeClock(START))
-    app.backoff_overrides = {"min_delay": 0.05, "max_delay": 0.05}
-    app.poll_overrides = {"timeout_s": 1.5}
-    return app
+    return MinertopApp(spec, engine=demo_engine(), clock=FakeClock(START))
+
+
+def fake(app: MinertopApp) -> FakeEngine:
+    assert isinstance(app.engine, FakeEngine)
+    return app.engine
+
+
+async def loaded(pilot) -> None:  # type: ignore[no-untyped-def]
+    app = pilot.app
+    for _ in range(100):
+        if app.site_view is not None:
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()
+    assert app.site_view is not None and app.query_one(RigsPane).table.row_count == 48
 
 
 Check = Callable[[MinertopApp, object], Awaitable[None]]
@@ -63,22 +78,18 @@ async def _help(app: MinertopApp, pilot: object) -> None:
 
 
 async def _refresh(app: MinertopApp, pilot: object) -> None:
-    before = app.pollers["chain"].polls
     await pilot.press("r")  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 5
-    while app.pollers["chain"].polls <= before:
-        assert time.monotonic() < deadline
-        await pilot.pause(0.02)  # type: ignore[attr-defined]
+    assert fake(app).refreshes == 1
 
 
 async def _pause(app: MinertopApp, pilot: object) -> None:
     for key in ("p", "space"):
         await pilot.press(key)  # type: ignore[attr-defined]
-        assert app.paused
+        assert app.paused and fake(app).paused
         await pilot.pause()  # type: ignore[attr-defined]
         assert "PAUSED" in str(app.main.query_one("HeaderBar").render())
         await pilot.press(key)  # type: ignore[attr-defined]
-        assert not app.paused
+        assert not app.paused and not fake(app).paused
 
 
 async def _focus_next(app: MinertopApp, pilot: object) -> None:
@@ -177,15 +188,13 @@ async def _alerts(app: MinertopApp, pilot: object) -> None:
 
 
 async def _faster(app: MinertopApp, pilot: object) -> None:
-    before = app.pollers["chain"].interval
     await pilot.press("plus")  # type: ignore[attr-defined]
-    assert app.pollers["chain"].interval == max(5.0, before / 2)
+    assert fake(app).scales == [0.5]
 
 
 async def _slower(app: MinertopApp, pilot: object) -> None:
-    before = app.pollers["chain"].interval
     await pilot.press("minus")  # type: ignore[attr-defined]
-    assert app.pollers["chain"].interval == before * 2
+    assert fake(app).scales == [2.0]
 
 
 CHECKS: dict[str, Check] = {
@@ -225,8 +234,8 @@ async def test_keys_remapped_from_the_config() -> None:
     site = parse_config(
         '[site]\nelectricity_usd_kwh = 0.05\n[keys]\nquit = "x"\nfilter = "f"\n',
         path=Path("t.toml"))
-    app = demo()
-    app.spec = SourceSpec(kind="mempool", url="http://127.0.0.1:0", demo=True, site=site)
+    app = MinertopApp(SourceSpec(kind="mempool", url="http://127.0.0.1:0", demo=True, site=site),
+                      engine=demo_engine(), clock=FakeClock(START))
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         await pilot.press("f", "x", "p", "enter")

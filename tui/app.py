@@ -1,8 +1,9 @@
-"""The Textual app: wires sources -> snapshots -> computation -> panes.
+"""The Textual dashboard: a thin face over the engine.
 
-One worker per source polls it; the next poll is armed only when the previous one finished,
-so a source is never polled twice at once, and a slow or dead source only makes its own
-panes stale.  Panes are passive: the app hands them view-models.
+The engine (:mod:`tui.engine`, no Textual) polls the sources, computes and publishes
+immutable views; this app subscribes, and hands each view's parts to passive panes.  It
+keeps the screens, the key bindings and the view updates, nothing else.  The engine is the
+local one (standalone), a daemon's (``--attach``) or, in tests, a fake that posts views.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import sys
@@ -17,8 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from rich.table import Table
 from textual import events, on
@@ -28,31 +29,19 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.filter import LineFilter
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from tui.alerts import (
-    AlertEngine,
-    AlertEvent,
-    AlertRules,
-    NetworkCondition,
-    RigCondition,
-    format_log_line,
-)
-from tui.catalog import Catalog
-from tui.cli import SourceSpec, demo_spec, make_sources
+from tui.alerts import AlertEngine, AlertEvent, AlertRules
 from tui.commands import COMMANDS, parse_keymap
-from tui.config import SiteConfig
-from tui.dashboard import Dashboard, compute
-from tui.history import RigHistory, Sample
-from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource, RigReading
+from tui.dashboard import Dashboard
+from tui.engine import Engine, EngineView, Poller
+from tui.history import RigHistory
+from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource
 from tui.safe import safe
-from tui.site import SiteView, compute_site, rig_input
-from tui.sources.base import SourceError
-from tui.sources.fleet import RigSource, RigsSnapshot
-from tui.sources.poll import Backoff
+from tui.site import SiteView
 from tui.sources.rigs import RigFleet
+from tui.spec import SourceSpec
 from widgets.alerts import AlertsScreen, alerts_table
 from widgets.ascii import AsciiFilter
 from widgets.base import Pane, SourceStatus
@@ -64,57 +53,10 @@ from widgets.retarget import RetargetPane
 from widgets.rig_detail import RigDetailScreen
 from widgets.rigs import RigsPane, RigTable
 
-#: How often the projection is recomputed between polls (it depends on the clock).
-RECOMPUTE_EVERY_S = 30.0
-#: Above this many rigs the site's numbers are computed in a thread (the loop stays free).
-THREAD_ABOVE_RIGS = 500
-#: Rigs handled between two hand-backs to the event loop in the site worker (each step
-#: takes a few milliseconds, so a key press waits at most that long).
-SITE_STEP = 250
+log = logging.getLogger("minertop")
+
 #: More alerts than this firing at once are summed up in one notification.
 ALERT_TOASTS = 3
-MIN_INTERVAL_S, MAX_INTERVAL_S = 5.0, 3600.0
-
-
-class ChainUpdated(Message):
-    def __init__(self, snap: ChainSnapshot) -> None:
-        super().__init__()
-        self.snap = snap
-
-
-class PriceUpdated(Message):
-    def __init__(self, snap: PriceSnapshot) -> None:
-        super().__init__()
-        self.snap = snap
-
-
-class RigsUpdated(Message):
-    def __init__(self, snap: RigsSnapshot) -> None:
-        super().__init__()
-        self.snap = snap
-
-
-class SourceFailed(Message):
-    def __init__(self, name: str, error: str) -> None:
-        super().__init__()
-        self.name = name
-        self.error = error
-
-
-@dataclass
-class Poller:
-    """Scheduling state of one source (owned by the app, touched only on its loop)."""
-
-    name: str
-    source: ChainSource | PriceSource
-    interval: float
-    backoff: Backoff
-    fetched_at: float | None = None
-    error: str | None = None
-    polling: bool = False
-    pending: bool = False  #: a poll came due while paused
-    timer: Timer | None = field(default=None, repr=False)
-    polls: int = 0
 
 
 class HelpScreen(ModalScreen[None]):
@@ -166,6 +108,35 @@ class TooSmallScreen(Screen[None]):
         self.show_size(self.app.size.width, self.app.size.height)
 
 
+class ViewUpdated(Message):
+    """The engine published a new view (posted on the app's loop)."""
+
+    def __init__(self, view: EngineView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class EngineLike(Protocol):
+    """What the dashboard needs of an engine: the local :class:`~tui.engine.Engine`, a
+    daemon's (attached), or a test's fake that publishes hand-made views."""
+
+    paused: bool
+
+    def subscribe(self, callback: Callable[[EngineView], None]) -> Callable[[], None]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def set_paused(self, paused: bool) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def scale_intervals(self, factor: float) -> str: ...
+
+    def history_for(self, rig_id: str) -> RigHistory: ...
+
+
 class MinertopApp(App[int]):
     CSS_PATH = "minertop.tcss"
     TITLE = "minertop"
@@ -181,8 +152,10 @@ class MinertopApp(App[int]):
         spec: SourceSpec,
         *,
         sources: tuple[ChainSource, PriceSource] | None = None,
+        engine: EngineLike | None = None,
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
+        notify_alerts: bool = False,
     ) -> None:
         # NO_COLOR: no colour at all (the terminal's own foreground and background), not
         # Textual's default greyscale, where red or green text on a dark panel comes out
@@ -191,40 +164,84 @@ class MinertopApp(App[int]):
         self.spec = spec
         self.clock = clock
         self.tick_s = tick_s
-        self._given_sources = sources
-        self.pollers: dict[str, Poller] = {}
-        self.chain: ChainSnapshot | None = None
-        self.price: PriceSnapshot | None = None
-        self.dashboard: Dashboard | None = None
+        self.engine: EngineLike = engine if engine is not None else Engine(
+            spec, sources=sources, clock=clock)
+        self.view: EngineView | None = None
+        self._held: EngineView | None = None  #: the newest view while paused
         self.paused = False
-        self.sim: Any = None
-        self._computed_at = 0.0
-        self._startup_error: str | None = None
         self._hangup = False
-        self.source_label = "—"
-        self.site: SiteConfig | None = spec.site
-        self.rig_sim: Any = None
-        self.fleet: RigFleet | None = None
-        self.rig_history: dict[str, RigHistory] = {}
-        self.site_view: SiteView | None = None
-        self._catalog: Catalog | None = None
-        self._site_record = False
-        self._site_again = False
-        self._site_running = False
+        self._unsubscribe: Callable[[], None] | None = None
         self.freeze_gc_after_start = False  #: run_app: see tune_gc()
         self._gc_frozen = False
-        self._alerts_due = False
-        self._rig_updates: deque[Sequence[RigReading]] = deque()
-        #: keyword arguments for each source's Backoff (tests shorten the delays)
-        self.backoff_overrides: dict[str, float] = {}
-        #: PollConfig fields to override for the rigs (tests shorten the deadline)
-        self.poll_overrides: dict[str, float] = {}
         self._ascii_filter = AsciiFilter()
         self.zoomed: Widget | None = None
         rules = spec.site.alerts if spec.site is not None else AlertRules()
         self.alert_rules = rules
-        self.alerts = AlertEngine(rules)
-        self._alert_log_error = False
+        #: alert events seen this session (from the views), oldest first
+        self.alert_history: deque[AlertEvent] = deque(maxlen=500)
+        self._shown: dict[str, object] = {}  #: what each pane last drew (identity)
+        self._notified_errors: set[str] = set()
+
+    # ------------------------------------------------------------------ engine access
+    @property
+    def local_engine(self) -> Engine | None:
+        return self.engine if isinstance(self.engine, Engine) else None
+
+    @property
+    def pollers(self) -> dict[str, Poller]:
+        eng = self.local_engine
+        return eng.pollers if eng is not None else {}
+
+    @property
+    def backoff_overrides(self) -> dict[str, float]:
+        eng = self.local_engine
+        return eng.backoff_overrides if eng is not None else {}
+
+    @backoff_overrides.setter
+    def backoff_overrides(self, value: dict[str, float]) -> None:
+        if (eng := self.local_engine) is not None:
+            eng.backoff_overrides = dict(value)
+
+    @property
+    def poll_overrides(self) -> dict[str, float]:
+        eng = self.local_engine
+        return eng.poll_overrides if eng is not None else {}
+
+    @poll_overrides.setter
+    def poll_overrides(self, value: dict[str, float]) -> None:
+        if (eng := self.local_engine) is not None:
+            eng.poll_overrides = dict(value)
+
+    @property
+    def alerts(self) -> AlertEngine | None:
+        eng = self.local_engine
+        return eng.alerts if eng is not None else None
+
+    @property
+    def fleet(self) -> RigFleet | None:
+        eng = self.local_engine
+        return eng.fleet if eng is not None else None
+
+    @property
+    def sim(self) -> Any:
+        eng = self.local_engine
+        return eng.demo.chain_sim if eng is not None and eng.demo is not None else None
+
+    @property
+    def dashboard(self) -> Dashboard | None:
+        return self.view.dashboard if self.view else None
+
+    @property
+    def price(self) -> PriceSnapshot | None:
+        return self.view.price if self.view else None
+
+    @property
+    def chain(self) -> ChainSnapshot | None:
+        return self.view.chain if self.view else None
+
+    @property
+    def site_view(self) -> SiteView | None:
+        return self.view.site if self.view else None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -260,7 +277,10 @@ class MinertopApp(App[int]):
 
     @property
     def has_site(self) -> bool:
-        return self.spec.demo or self.spec.site is not None
+        eng = self.local_engine
+        if eng is not None:
+            return eng.has_site
+        return bool(getattr(self.engine, "has_site", False)) or self.spec.site is not None
 
     @property
     def panes(self) -> list[Pane]:
@@ -294,139 +314,28 @@ class MinertopApp(App[int]):
         if keys:
             self.set_keymap(parse_keymap(keys))
         self.set_interval(self.tick_s, self._tick)
-        self.run_worker(self._start(), name="start", exit_on_error=False)
+        self._unsubscribe = self.engine.subscribe(self._on_engine_view)
+        self.run_worker(self._start_engine(), name="start", exit_on_error=False)
 
-    async def _start(self) -> None:
-        spec = self.spec
-        if self._given_sources is not None:
-            chain_src, price_src = self._given_sources
-        else:
-            if spec.demo:
-                from tui.sim import start_sim
-
-                try:
-                    self.sim = await start_sim(seed=spec.demo_seed, scenario=spec.demo_scenario,
-                                               clock=self.clock)
-                except Exception as e:  # a bad scenario name or a port problem: say so
-                    self._startup_error = f"demo simulator failed to start: {e}"
-                    self.notify(self._startup_error, severity="error", timeout=30, markup=False)
-                    return
-                sim = self.sim
-                spec = demo_spec(spec, sim.mempool_url, sim.rpc_url, sim.cookie_path)
-            chain_src, price_src = make_sources(spec, clock=self.clock)
-        self.pollers = {
-            "chain": Poller("chain", chain_src, spec.chain_interval,
-                            Backoff(spec.chain_interval, **self.backoff_overrides)),
-            "price": Poller("price", price_src, spec.price_interval,
-                            Backoff(spec.price_interval, **self.backoff_overrides)),
-        }
-        self.source_label = f"demo ({spec.kind} sim)" if spec.demo else chain_src.label
-        self.main.query_one(HeaderBar).set_data(source=self.source_label, tip=None, price=None,
-                                           hashprice=None)
-        if self.has_site and self._given_sources is None:
-            await self._start_rigs()
-        for p in self.pollers.values():
-            self._start_poll(p)
-        self._tick()
-
-    async def _start_rigs(self) -> None:
-        site = self.site
-        if self.spec.demo:
-            from tui.sources.fleet import start_demo_site
-
-            try:
-                self.rig_sim, site = await start_demo_site(self.spec.demo_seed, self.clock)
-            except Exception as e:
-                self.notify(f"demo rigs failed to start: {e}", severity="error", timeout=30,
-                            markup=False)
-                return
-            self.site = site
-        if site is None:
-            return
-        if self.poll_overrides:
-            site = replace(site, poll=replace(site.poll, **self.poll_overrides))
-            self.site = site
-        self._catalog = site.catalog()
-        self.fleet = RigFleet(site.poll.interval_s)
-        source = RigSource(site, clock=self.clock, threaded=True)
-        source.on_partial = lambda snap: self.post_message(RigsUpdated(snap))
-        self.pollers["rigs"] = Poller("rigs", source,
-                                      site.poll.interval_s,
-                                      Backoff(site.poll.interval_s, **self.backoff_overrides))
-
-    # ------------------------------------------------------------------ polling
-    def _start_poll(self, p: Poller) -> None:
-        p.timer = None
-        if self.paused:
-            p.pending = True
-            return
-        if p.polling:
-            return
-        p.polling = True
-        self.run_worker(self._poll(p), name=f"poll-{p.name}", group=p.name, exit_on_error=False)
-
-    async def _poll(self, p: Poller) -> None:
-        delay = p.interval
+    async def _start_engine(self) -> None:
         try:
-            snap = await p.source.fetch()
-        except SourceError as e:
-            delay = p.backoff.failure(e)
-            self.post_message(SourceFailed(p.name, str(e)))
-        except asyncio.CancelledError:
-            p.polling = False
-            raise
-        except Exception as e:  # a bug must not take the dashboard down: show it, keep going
-            err = SourceError(f"{p.source.label}: internal error: {type(e).__name__}: {e}")
-            delay = p.backoff.failure(err)
-            self.post_message(SourceFailed(p.name, str(err)))
-        else:
-            delay = p.backoff.success()
-            p.fetched_at = self.clock()
-            if isinstance(snap, ChainSnapshot):
-                self.post_message(ChainUpdated(snap))
-            elif isinstance(snap, RigsSnapshot):
-                self.post_message(RigsUpdated(snap))
-            else:
-                self.post_message(PriceUpdated(snap))
-        p.polls += 1
-        p.polling = False
+            await self.engine.start()
+        except Exception as e:  # never silent: say it on screen, in the log, and go on
+            log.exception("the engine failed to start")
+            self.notify(f"minertop could not start: {type(e).__name__}: {e}",
+                        severity="error", timeout=30, markup=False)
+
+    def _on_engine_view(self, view: EngineView) -> None:
+        """Called by the engine (on this loop): hand the view to the message queue."""
         if not self._exit_requested():
-            p.timer = self.set_timer(delay, lambda: self._start_poll(p), name=f"next-{p.name}")
+            self.post_message(ViewUpdated(view))
+
+    @property
+    def _startup_error(self) -> str | None:
+        return self.view.errors.get("startup") if self.view else None
 
     def _exit_requested(self) -> bool:
         return self._exit or self._hangup  # type: ignore[attr-defined]
-
-    @on(ChainUpdated)
-    def _on_chain(self, msg: ChainUpdated) -> None:
-        self.pollers["chain"].error = None
-        self.chain = msg.snap
-        self._recompute()
-
-    @on(PriceUpdated)
-    def _on_price(self, msg: PriceUpdated) -> None:
-        self.pollers["price"].error = None
-        self.price = msg.snap
-        self._recompute()
-
-    @on(RigsUpdated)
-    def _on_rigs(self, msg: RigsUpdated) -> None:
-        if self.fleet is None:
-            return
-        # The site worker applies them, in steps (thousands of readings at once must not
-        # hold key presses up), in order with everything else that reads the fleet.
-        self._rig_updates.append(msg.snap.readings)
-        self._recompute_site(record=msg.snap.complete)
-        self._update_statuses()
-
-    @on(SourceFailed)
-    def _on_failed(self, msg: SourceFailed) -> None:
-        p = self.pollers[msg.name]
-        first = p.error is None
-        p.error = msg.error
-        if first:
-            self.notify(safe(msg.error), title=f"{msg.name} source", severity="warning",
-                        timeout=8, markup=False)
-        self._update_statuses()
 
     # ------------------------------------------------------------------ views
     def _views_ready(self) -> bool:
@@ -434,174 +343,71 @@ class MinertopApp(App[int]):
         return (not self._exit_requested() and bool(self.screen_stack)
                 and bool(self.main.query(HeaderBar)))
 
-    def _recompute(self) -> None:
-        if not self._views_ready() or self.paused:
-            return  # paused: data that was in flight is kept and shown on resume
-        if self.chain is None:
-            # No chain yet (slow or down): what the other sources know is still shown.
-            self.main.query_one(HeaderBar).set_data(
-                source=self.source_label, tip=None,
-                price=self.price.usd if self.price else None, hashprice=None)
+    @on(ViewUpdated)
+    def _on_view(self, msg: ViewUpdated) -> None:
+        view = msg.view
+        # Alerts are announced as they come, even while paused (a pause is not a mute).
+        if view.alert_events:
+            self._publish_alerts(list(view.alert_events), view)
+        if self.paused:
+            self._held = view
             self._update_statuses()
             return
-        now = self.clock()
-        self._computed_at = now
-        d = compute(self.chain, self.price, now)
-        self.dashboard = d
+        self._show(view)
+
+    def _show(self, view: EngineView) -> None:
+        prev = self.view
+        self.view = view
+        if not self._views_ready():
+            return
+        for part, err in view.errors.items():
+            if err not in self._notified_errors:
+                self._notified_errors.add(err)
+                self.notify(safe(err), title=f"{part} failed", severity="error", timeout=15,
+                            markup=False)
         with self.batch_update():
-            self.main.query_one(HeaderBar).set_data(
-                source=self.source_label,
-                tip=self.chain.tip_height,
-                price=self.price.usd if self.price else None,
-                hashprice=d.hashprice.usd_per_ph_day,
-            )
-            self.main.query_one(HashratePane).show(d.hashrate)
-            self.main.query_one(DriftPane).show(d.drift)
-            self.main.query_one(RetargetPane).show(d.retarget)
-            blocks = self.main.query(BlocksPane)
-            if blocks:
-                blocks.first().show(self.chain)
-            self._recompute_site()
+            d = view.dashboard
+            header = self.main.query_one(HeaderBar)
+            header.set_data(source=self._source_label(view),
+                            tip=view.chain.tip_height if view.chain else None,
+                            price=view.price.usd if view.price else None,
+                            hashprice=d.hashprice.usd_per_ph_day if d else None)
+            if d is not None and (prev is None or prev.dashboard is not d):
+                self.main.query_one(HashratePane).show(d.hashrate)
+                self.main.query_one(DriftPane).show(d.drift)
+                self.main.query_one(RetargetPane).show(d.retarget)
+                blocks = self.main.query(BlocksPane)
+                if blocks and view.chain is not None:
+                    blocks.first().show(view.chain)
+            self._show_site(view, prev)
+            self._update_alert_count(view)
             self._update_statuses()
-        self._evaluate_alerts()
-
-    def _recompute_site(self, record: bool = False) -> None:
-        """Rig rows and site totals from the fleet and the network's numbers.
-
-        ``record``: a poll cycle completed (history samples and alerts are taken then).  One
-        worker does all the per-rig work in order: it applies new readings, gathers the
-        inputs, computes the site (in a thread above ``THREAD_ABOVE_RIGS``), records history
-        and evaluates alerts, handing the event loop back every ``SITE_STEP`` rigs, so with
-        thousands of rigs a refresh never holds a key press up for long.  A request while it
-        runs makes it go round once more (a pending ``record`` carries over).
-        """
-        if self.fleet is None or self.site is None or self._catalog is None:
-            return
-        if not self._views_ready():
-            return
-        self._site_record = self._site_record or record
-        self._site_again = True
-        if not self._site_running:
-            self._site_running = True
-            self.run_worker(self._site_loop, name="site", group="site", exit_on_error=False)
-
-    async def _site_loop(self) -> None:
-        try:
-            while self._site_again:
-                self._site_again = False
-                await self._refresh_site()
-        finally:
-            self._site_running = False  # (no await since the loop's test: nothing is lost)
-
-    async def _refresh_site(self) -> None:
-        fleet, site, catalog = self.fleet, self.site, self._catalog
-        assert fleet is not None and site is not None and catalog is not None
-        step = SITE_STEP
-        n = 0
-        while self._rig_updates:
-            for r in self._rig_updates.popleft():
-                fleet.record(r)
-                if not r.ok:
-                    self.rig_history.setdefault(r.rig_id, RigHistory()).error(
-                        r.time, r.error or "unknown error")
-                n += 1
-                if n % step == 0:
-                    await asyncio.sleep(0)
-        now = self.clock()
-        poller = self.pollers.get("rigs")
-        targets = poller.source.poller.targets if poller else ()  # type: ignore[union-attr]
-        configured = {r.name: r for r in site.rigs}
-        inputs = []
-        for i, t in enumerate(targets):
-            if i and i % step == 0:
-                await asyncio.sleep(0)
-            inputs.append(rig_input(t, fleet, configured, now))
-        d = self.dashboard
-        kwargs = dict(site=site, catalog=catalog, hashprice=d.hashprice if d else None,
-                      price_usd=self.price.usd if self.price else None,
-                      retarget_change_pct=(d.retarget.projection.difficulty_change
-                                           if d and d.retarget else None))
-        if len(inputs) > THREAD_ABOVE_RIGS:
-            view = await asyncio.to_thread(compute_site, inputs, **kwargs)  # type: ignore[arg-type]
-        else:
-            view = compute_site(inputs, **kwargs)  # type: ignore[arg-type]
-        if not self._views_ready():
-            return
-        record, self._site_record = self._site_record, False
-        alerts_due, self._alerts_due = self._alerts_due, False
-        self.site_view = view
-        if record:
-            for i, row in enumerate(view.rows):
-                if i and i % step == 0:
-                    await asyncio.sleep(0)
-                rd = fleet.last_good(row.rig_id)
-                if rd is None or row.status != "ok":
-                    continue
-                fans = rd.fans_rpm
-                self.rig_history.setdefault(row.rig_id, RigHistory()).add(Sample(
-                    time=rd.time, hashrate_ths=row.hashrate_ths, power_w=row.power_w,
-                    temp_c=row.temp_max, fan_rpm=sum(fans) / len(fans) if fans else None,
-                    margin_usd_day=row.margin))
-        if record or alerts_due:
-            await self._evaluate_alerts_steps(view)
-        if record and self.freeze_gc_after_start and not self._gc_frozen:
+        if view.cycle and self.freeze_gc_after_start and not self._gc_frozen:
             self._gc_frozen = True
             gc.collect()
             gc.freeze()  # see tune_gc()
+
+    def _source_label(self, view: EngineView) -> str:
+        return view.source_label
+
+    def _show_site(self, view: EngineView, prev: EngineView | None) -> None:
+        pane = self.rigs_pane
+        site = view.site
+        if pane is not None:
+            pane.set_error(view.errors.get("site"))
+        if site is None or (prev is not None and prev.site is site and not view.cycle):
+            return
         top = self.screen
         if isinstance(top, RigDetailScreen):
-            row = next((r for r in view.rows if r.rig_id == top.rig_id), None)
+            row = next((r for r in site.rows if r.rig_id == top.rig_id), None)
             if row is not None:
-                top.refresh_detail(row, self.rig_history.setdefault(row.rig_id, RigHistory()),
-                                   now)
-        pane = self.rigs_pane
-        if pane is not None and not self.paused:
-            pane.show(view.rows, view.title(self.size.width), complete=record)
+                top.refresh_detail(row, self.engine.history_for(row.rig_id), self.clock())
+        if pane is not None:
+            pane.show(site.rows, site.title(self.size.width), complete=view.cycle)
 
     # ------------------------------------------------------------------ alerts
-    def _evaluate_alerts(self) -> None:
-        """Feed the alert engine; it reports each condition once when it starts and ends.
-
-        With rigs, the site worker evaluates (after it has the rigs' numbers, in steps, one
-        evaluation at a time); without, the network's conditions are evaluated here."""
-        if self.fleet is not None and self.site is not None:
-            self._alerts_due = True
-            self._recompute_site()
-            return
-        self._publish_alerts(self.alerts.evaluate(self.clock(), network=self._network_condition()))
-
-    async def _evaluate_alerts_steps(self, view: SiteView) -> None:
-        now = self.clock()
-        rigs: list[RigCondition] = []
-        if self.alerts.rules.enabled:
-            for i, r in enumerate(view.rows):
-                if i and i % SITE_STEP == 0:
-                    await asyncio.sleep(0)
-                rigs.append(RigCondition(rig_id=r.rig_id, status=r.status, reason=r.reason,
-                                         margin_usd_day=r.margin, temp_max_c=r.temp_max,
-                                         hashrate_ths=r.hashrate_ths, nominal_ths=r.nominal_ths))
-        steps = self.alerts.evaluate_steps(now, rigs=rigs, network=self._network_condition(),
-                                           chunk=SITE_STEP)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                events: list[AlertEvent] = done.value
-                break
-            await asyncio.sleep(0)
-        self._publish_alerts(events)
-
-    def _network_condition(self) -> NetworkCondition | None:
-        d = self.dashboard
-        if d is None:
-            return None
-        rt = d.retarget
-        return NetworkCondition(
-            epoch_drift_pct=d.drift.epoch_drift_pct,
-            retarget_eta_unix=rt.projection.estimated_retarget_time if rt else None,
-            retarget_change_pct=rt.projection.difficulty_change if rt else None)
-
-    def _publish_alerts(self, events: list[AlertEvent]) -> None:
+    def _publish_alerts(self, events: list[AlertEvent], view: EngineView) -> None:
+        self.alert_history.extend(events)
         fired = [e for e in events if e.kind == "fired"]
         if len(fired) > ALERT_TOASTS:
             # Many at once (start-up, a site-wide outage): one summary, not a wall of toasts.
@@ -617,8 +423,8 @@ class MinertopApp(App[int]):
                 self.bell()
         for e in events:
             self._announce(e, toast=len(events) <= ALERT_TOASTS)
-        if events:
-            self._update_alert_count()
+        if self._views_ready():
+            self._update_alert_count(view)
             if isinstance(self.screen, AlertsScreen):
                 self.screen.update_table(self._alerts_table())
 
@@ -631,26 +437,19 @@ class MinertopApp(App[int]):
                 self.bell()
         elif toast:
             self.notify(safe(a.message), title="alert cleared", timeout=5, markup=False)
-        log = self.alert_rules.log_file
-        if log is not None:
-            try:
-                with open(log, "a", encoding="utf-8") as f:
-                    f.write(format_log_line(e) + "\n")
-            except OSError as err:
-                if not self._alert_log_error:  # say it once, keep alerting on screen
-                    self._alert_log_error = True
-                    self.notify(f"can't write the alert log {log}: {err.strerror or err}",
-                                severity="error", timeout=15, markup=False)
 
-    def _update_alert_count(self) -> None:
-        active = list(self.alerts.active.values())
+    def _update_alert_count(self, view: EngineView | None = None) -> None:
+        view = view or self.view
+        active = view.alerts_active if view else ()
         crit = sum(1 for a in active if a.severity == "critical")
         self.main.query_one(HeaderBar).set_alerts(crit, len(active) - crit)
 
     def _alerts_table(self) -> Table:
-        log = self.alert_rules.log_file
-        return alerts_table(self.alerts.active, self.alerts.history, self.clock(),
-                            str(log) if log else None)
+        log_file = self.alert_rules.log_file
+        latest = self._held or self.view
+        active = {a.key: a for a in latest.alerts_active} if latest else {}
+        return alerts_table(active, self.alert_history, self.clock(),
+                            str(log_file) if log_file else None)
 
     def action_alerts(self) -> None:
         if isinstance(self.screen, AlertsScreen):
@@ -658,34 +457,36 @@ class MinertopApp(App[int]):
         else:
             self.push_screen(AlertsScreen(self._alerts_table()))
 
-    def _status(self, name: str, now: float) -> SourceStatus:
-        p = self.pollers.get(name)
-        if p is None:
-            return SourceStatus(None, self._startup_error, now)
-        return SourceStatus(p.fetched_at, p.error, now, polling=p.polling, paused=self.paused)
+    def _status(self, name: str, now: float, view: EngineView | None) -> SourceStatus:
+        st = view.sources.get(name) if view else None
+        if st is None:
+            return SourceStatus(None, view.errors.get("startup") if view else None, now)
+        return SourceStatus(st.fetched_at, st.error, now, polling=st.polling, paused=self.paused)
 
     def _update_statuses(self) -> None:
         if not self._views_ready():
             return
         now = self.clock()
-        chain = self._status("chain", now)
-        statuses = {"chain": chain, "price": self._status("price", now)}
-        if "rigs" in self.pollers:
-            statuses["rigs"] = self._status("rigs", now)
+        view = self._held or self.view
+        chain = self._status("chain", now, view)
+        statuses = {"chain": chain, "price": self._status("price", now, view)}
+        if view is not None and "rigs" in view.sources:
+            statuses["rigs"] = self._status("rigs", now, view)
         self.main.query_one(HeaderBar).set_statuses(statuses, now, self.paused)
+        net_err = view.errors.get("network") if view else None
+        pane_status = chain if net_err is None else SourceStatus(
+            chain.fetched_at, net_err, now, paused=self.paused)
         for pane in self.panes:
-            pane.set_status(chain)
+            pane.set_status(pane_status)
 
     def _tick(self) -> None:
         if self.paused or not self._views_ready():
             return
         now = self.clock()
-        if self.chain is not None and now - self._computed_at >= RECOMPUTE_EVERY_S:
-            self._recompute()
-            return
         with self.batch_update():
-            if self.dashboard is not None:
-                self.main.query_one(DriftPane).tick(now - self._computed_at)
+            d = self.dashboard
+            if d is not None:
+                self.main.query_one(DriftPane).tick(now - d.now)
                 self.main.query_one(RetargetPane).tick(now)
             self._update_statuses()
 
@@ -695,22 +496,15 @@ class MinertopApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_refresh(self) -> None:
-        for p in self.pollers.values():
-            if p.polling:
-                continue
-            if p.timer is not None:
-                p.timer.stop()
-            self._start_poll(p)
+        self.engine.refresh()
         self.notify("refreshing…", timeout=2)
 
     def action_pause(self) -> None:
         self.paused = not self.paused
-        if not self.paused:
-            for p in self.pollers.values():
-                if p.pending:
-                    p.pending = False
-                    self._start_poll(p)
-            self._recompute()
+        self.engine.set_paused(self.paused)
+        if not self.paused and self._held is not None:
+            held, self._held = self._held, None
+            self._show(held)
         self._update_statuses()
 
     def _focus_targets(self) -> list[Widget]:
@@ -794,17 +588,10 @@ class MinertopApp(App[int]):
         if row is None:
             return
         self.push_screen(RigDetailScreen(
-            rig_id, row, self.rig_history.setdefault(rig_id, RigHistory()), self.clock()))
+            rig_id, row, self.engine.history_for(rig_id), self.clock()))
 
     def _scale_intervals(self, factor: float) -> None:
-        for p in self.pollers.values():
-            p.interval = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, p.interval * factor))
-            p.backoff.interval = p.interval
-            if p.name == "rigs" and self.fleet is not None:
-                # A rig is stale after three missed polls, at whatever pace we poll.
-                self.fleet.interval = p.interval
-                self.fleet.stale_after = 3 * p.interval
-        shown = ", ".join(f"{p.name} {p.interval:.0f}s" for p in self.pollers.values())
+        shown = self.engine.scale_intervals(factor)
         self.notify(f"poll every {shown}", timeout=3)
 
     def action_faster(self) -> None:
@@ -870,18 +657,12 @@ class MinertopApp(App[int]):
         self.exit(129)
 
     async def on_unmount(self) -> None:
-        await self._close_sources()
-
-    async def _close_sources(self) -> None:
-        for p in self.pollers.values():
-            with contextlib.suppress(Exception):
-                await p.source.aclose()
-        for attr in ("sim", "rig_sim"):
-            sim = getattr(self, attr)
-            if sim is not None:
-                with contextlib.suppress(Exception):
-                    await sim.stop()
-                setattr(self, attr, None)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        try:
+            await asyncio.wait_for(self.engine.stop(), 8)
+        except Exception:
+            log.exception("stopping the engine failed")
 
 
 def _tty_fd() -> int | None:

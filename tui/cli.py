@@ -10,29 +10,24 @@ import asyncio
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from tui import __version__
 from tui.config import (
     ConfigError,
-    SiteConfig,
     default_config_path,
     load_config,
     write_example_config,
 )
 from tui.glyphs import locale_is_utf8
-from tui.model import ChainSource, PriceSource
+from tui.spec import DEFAULT_MEMPOOL, SourceSpec
 
 if TYPE_CHECKING:
-    from tui.dashboard import Dashboard
-    from tui.site import SiteView
+    from tui.engine import EngineView
 
-DEFAULT_MEMPOOL = "https://mempool.space"
 DEFAULT_PASSWORD_ENV = "MINERTOP_RPC_PASSWORD"
 
 
@@ -43,31 +38,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see 'minertop --help')")
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """Which sources to poll, resolved from the command line (no secrets on argv)."""
-
-    kind: str  #: "mempool" or "bitcoind"
-    url: str
-    rpc_cookie: Path | None = None
-    rpc_user: str | None = None
-    rpc_password: str | None = None
-    price_url: str | None = None  #: mempool instance for /api/v1/prices (None: fixed price)
-    fixed_price: float | None = None
-    demo: bool = False
-    demo_seed: int = 2026
-    demo_scenario: str = "jan2026"
-    chain_interval: float = 30.0
-    price_interval: float = 60.0
-    site: SiteConfig | None = None  #: the rigs to poll (None: no site configured)
-    ascii: bool = False  #: draw with ASCII only (--ascii, or a locale that isn't UTF-8)
-    mouse: bool = True
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {urlsplit(self.url).netloc}"
 
 
 def _check_url(opt: str, url: str) -> str:
@@ -152,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="draw with Unicode even if the locale doesn't say UTF-8")
     look.add_argument("--no-mouse", dest="mouse", action="store_false",
                       help="don't capture the mouse (leaves the terminal's selection alone)")
+    p.add_argument("--log", metavar="FILE", type=Path,
+                   help="append the log (errors with their tracebacks) to FILE")
     p.add_argument("--once", action="store_true", help="fetch once, print the numbers, exit")
     p.add_argument("--json", action="store_true", help="with --once: print JSON")
     p.add_argument("--version", action="version", version=f"minertop {__version__}")
@@ -214,114 +186,59 @@ def resolve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> 
     return SourceSpec(kind="mempool", url=url, price_url=price_url, **common)
 
 
-def demo_spec(spec: SourceSpec, mempool_url: str, rpc_url: str, cookie: Path) -> SourceSpec:
-    """Point a demo spec at a running simulator."""
-    if spec.kind == "bitcoind":
-        return replace(spec, url=rpc_url, rpc_cookie=cookie,
-                       price_url=None if spec.fixed_price else mempool_url)
-    return replace(spec, url=mempool_url, price_url=None if spec.fixed_price else mempool_url)
-
-
-def make_sources(
-    spec: SourceSpec, clock: Callable[[], float] = time.time
-) -> tuple[ChainSource, PriceSource]:
-    """The chain and price source objects for a resolved spec."""
-    from tui.sources.bitcoind import BitcoindSource
-    from tui.sources.mempool import MempoolSource
-    from tui.sources.price import FixedPrice, MempoolPrice
-
-    chain_src: ChainSource
-    if spec.kind == "bitcoind":
-        chain_src = BitcoindSource(spec.url, cookie_path=spec.rpc_cookie, user=spec.rpc_user,
-                                   password=spec.rpc_password, clock=clock)
-    else:
-        chain_src = MempoolSource(spec.url, clock=clock)
-    price_src: PriceSource
-    if spec.price_url is None:
-        price_src = FixedPrice(spec.fixed_price or 0.0)
-    else:
-        price_src = MempoolPrice(spec.price_url, clock=clock)
-    return chain_src, price_src
-
-
 async def _once(spec: SourceSpec, as_json: bool) -> int:
-    from tui.dashboard import compute, to_json, to_text
-    from tui.sources.base import SourceError
+    """``--once``: the engine polls every source once; print what it computed."""
+    from tui.engine import run_once
 
-    sim = None
-    if spec.demo:
-        from tui.sim import start_sim
-
-        sim = await start_sim(seed=spec.demo_seed, scenario=spec.demo_scenario)
-        spec = demo_spec(spec, sim.mempool_url, sim.rpc_url, sim.cookie_path)
-    chain_src, price_src = make_sources(spec)
     try:
-        try:
-            snap = await chain_src.fetch()
-        except SourceError as e:
-            print(f"minertop: {e}", file=sys.stderr)
-            return 1
-        price = None
-        price_error = None
-        try:
-            price = await price_src.fetch()
-        except SourceError as e:
-            price_error = str(e)
-        d = compute(snap, price, time.time())
-        view = await _once_site(spec, d) if (spec.site or spec.demo) else None
-        if as_json:
-            doc = to_json(d)
-            if price_error:
-                doc["price_error"] = price_error
-            if view is not None:
-                from tui.site import site_json
+        view = await run_once(spec)
+    except Exception as e:  # the demo's simulator could not start, a port problem...
+        print(f"minertop: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return print_view(view, as_json)
 
-                doc["site"], doc["rigs"] = site_json(view)
-            print(json.dumps(doc, indent=2, ensure_ascii=False))
-        else:
-            print(to_text(d))
-            if price_error:
-                print(f"price       unavailable: {price_error}")
-            if view is not None:
-                from tui.site import site_text
 
-                print(site_text(view))
+def once_document(view: EngineView) -> dict[str, Any] | None:
+    """The ``--once --json`` document of a view (None: no chain data yet).  The daemon's
+    ``/api/v1/snapshot`` serves exactly this."""
+    from tui.dashboard import to_json
+
+    if view.dashboard is None:
+        return None
+    doc = to_json(view.dashboard)
+    price = view.sources.get("price")
+    if price is not None and price.error:
+        doc["price_error"] = price.error
+    if view.site is not None:
+        from tui.site import site_json
+
+        doc["site"], doc["rigs"] = site_json(view.site)
+    if view.errors:
+        doc["errors"] = dict(view.errors)
+    return doc
+
+
+def print_view(view: EngineView, as_json: bool) -> int:
+    from tui.dashboard import to_text
+
+    chain = view.sources.get("chain")
+    if view.dashboard is None:
+        reason = (chain.error if chain and chain.error else
+                  view.errors.get("startup") or view.errors.get("network") or "no chain data")
+        print(f"minertop: {reason}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(once_document(view), indent=2, ensure_ascii=False))
         return 0
-    finally:
-        await chain_src.aclose()
-        await price_src.aclose()
-        if sim is not None:
-            await sim.stop()
+    print(to_text(view.dashboard))
+    price = view.sources.get("price")
+    if price is not None and price.error:
+        print(f"price       unavailable: {price.error}")
+    if view.site is not None:
+        from tui.site import site_text
 
-
-async def _once_site(spec: SourceSpec, d: Dashboard) -> SiteView | None:
-    """Poll every rig once and price it against the network's numbers."""
-    from tui.site import compute_site, inputs_from_fleet
-    from tui.sources.fleet import RigSource, start_demo_site
-    from tui.sources.rigs import RigFleet
-
-    site = spec.site
-    rig_sim = None
-    if spec.demo:
-        rig_sim, site = await start_demo_site(spec.demo_seed)
-    assert site is not None
-    source = RigSource(site)
-    try:
-        if site.scans:  # once: find the rigs of the ranges first, then poll everything
-            await source.fetch()
-            await source.wait_for_scan()
-        snap = await source.fetch()
-    finally:
-        await source.aclose()
-        if rig_sim is not None:
-            await rig_sim.stop()  # type: ignore[attr-defined]
-    fleet = RigFleet(site.poll.interval_s)
-    fleet.update(snap.readings)
-    inputs = inputs_from_fleet(source.poller.targets, fleet, site, time.time())
-    rt = d.retarget
-    return compute_site(inputs, site=site, catalog=site.catalog(), hashprice=d.hashprice,
-                        price_usd=d.price.usd if d.price else None,
-                        retarget_change_pct=rt.projection.difficulty_change if rt else None)
+        print(site_text(view.site))
+    return 0
 
 
 def init_config(argv: list[str]) -> int:
@@ -374,6 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         spec = resolve(args)
     except UsageError as e:
+        print(f"minertop: error: {e}", file=sys.stderr)
+        return 2
+    from tui.logs import LogSetupError, setup_logging
+
+    try:
+        setup_logging("once" if args.once else "dashboard", args.log)
+    except LogSetupError as e:
         print(f"minertop: error: {e}", file=sys.stderr)
         return 2
     if args.once:

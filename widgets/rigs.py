@@ -482,6 +482,7 @@ class RigsPane(Vertical):
         self._sort_partial = False
         self.columns: tuple[Column, ...] = columns_for(200)
         self.repaints = 0  #: cells repainted on screen (for tests and benchmarks)
+        self.error: str | None = None  #: what failed computing the rows (shown in the border)
 
     def compose(self) -> ComposeResult:
         table = RigTable(self.columns)
@@ -561,7 +562,17 @@ class RigsPane(Vertical):
         self.repaints += table.set_data(self._rows, order)
         set_border(self, subtitle=self._subtitle())
 
+    def set_error(self, error: str | None) -> None:
+        """Say in the border that the rows could not be computed (the last ones stay)."""
+        if error == self.error:
+            return
+        self.error = error
+        self.set_class(error is not None, "-error")
+        set_border(self, subtitle=self._subtitle())
+
     def _subtitle(self) -> str:
+        if self.error:
+            return f"✗ {safe(self.error, 160)}"
         arrow = "▼" if self.sort_reverse else "▲"
         label = COLUMN_BY_KEY[self.sort_column].label
         shown, total = self.table.row_count, len(self._rows)

@@ -1,4 +1,4 @@
-"""The site's rigs as one polled source, and the demo site (no Textual)."""
+"""The site's rigs as one polled source (no Textual, no simulator)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tui.config import PollConfig, RigConfig, SiteConfig
+from tui.config import PollConfig, SiteConfig
 from tui.model import RigReading
 from tui.sources.rigs import RigPoller, RigTarget
 
 T = TypeVar("T")
 
-#: The demo site: a Texas container at $0.06/kWh, 2% pool fee, $0.30/day/rig opex.
-DEMO_SITE_NAME = "Texas-A"
-DEMO_ELECTRICITY = 0.06
-DEMO_POOL_FEE = 2.0
-DEMO_OVERHEAD = 0.30
 #: A poll cycle still running after this many seconds hands over what it has read so far.
 PARTIAL_AFTER_S = 1.0
 #: Seconds between two scans of the config's address ranges.
@@ -173,21 +168,3 @@ class _LoopThread:
         self.thread.join(5)
         if not self.thread.is_alive():
             self.loop.close()
-
-
-async def start_demo_site(seed: int = 2026, clock: Callable[[], float] = time.time
-                          ) -> tuple[object, SiteConfig]:
-    """Start the simulated rigs on loopback and the site config that lists them."""
-    from tui.sim.rigs import demo_site_specs, start_rig_site
-
-    specs = demo_site_specs(seed)
-    sim = await start_rig_site(specs, port=0, seed=seed, clock=clock)
-    rigs = []
-    for t in sim.targets():
-        bitaxe = t.kind == "bitaxe"
-        rigs.append(RigConfig(name=t.rig_id, host=t.host, port=int(t.port or 0), kind=t.kind,
-                              overhead_usd_day=0.0 if bitaxe else None))
-    site = SiteConfig(name=DEMO_SITE_NAME, electricity_usd_kwh=DEMO_ELECTRICITY,
-                      pool_fee_pct=DEMO_POOL_FEE, overhead_usd_day=DEMO_OVERHEAD,
-                      rigs=tuple(rigs), scans=())
-    return sim, site

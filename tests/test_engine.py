@@ -1,0 +1,296 @@
+"""The engine alone (no Textual): schedule, controls, views, and errors that are never silent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from tests.conftest import FakeClock
+from tests.fakes import Scripted, down, price, squeeze_snapshot
+from tui.config import RigConfig, SiteConfig
+from tui.engine import Engine, EngineView
+from tui.model import RigReading
+from tui.sources.base import RateLimited
+from tui.sources.fleet import RigsSnapshot
+from tui.spec import SourceSpec
+
+NOW = 1_769_000_000.0
+SPEC = SourceSpec(kind="mempool", url="http://127.0.0.1:1", chain_interval=30, price_interval=60)
+
+
+async def until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def engine_with(chain: list[object], prices: list[object] | None = None, **kw) -> Engine:  # type: ignore[no-untyped-def]
+    return Engine(SPEC, sources=(Scripted("fake chain", chain),
+                                 Scripted("fake price", prices or [price()])),
+                  clock=kw.pop("clock", lambda: NOW),
+                  backoff_overrides=kw.pop("backoff", {"min_delay": 0.02, "max_delay": 0.02}),
+                  **kw)
+
+
+class FakeRigs:
+    """A rig source (one fetch = one cycle) over a fixed list of readings."""
+
+    label = "rigs"
+
+    def __init__(self, site: SiteConfig, readings: list[RigReading]) -> None:
+        from tui.sources.rigs import RigTarget
+
+        self.site = site
+        self.readings = readings
+        self.on_partial = None
+        self.calls = 0
+        self.poller = type("P", (), {"targets": [RigTarget(r.rig_id, r.host, r.port, "cgminer")
+                                                 for r in readings]})()
+
+    async def fetch(self) -> RigsSnapshot:
+        self.calls += 1
+        return RigsSnapshot(tuple(self.readings), NOW)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def a_site(n: int = 3) -> tuple[SiteConfig, list[RigReading]]:
+    rigs = tuple(RigConfig(name=f"r{i}", host=f"127.0.0.{i + 1}", model="S19j Pro")
+                 for i in range(n))
+    readings = [RigReading(rig_id=r.name, host=r.host, port=4028, time=NOW, ok=True,
+                           model="Antminer S19j Pro", hashrate_ths=100.0 + i)
+                for i, r in enumerate(rigs)]
+    return SiteConfig(name="t", electricity_usd_kwh=0.06, rigs=rigs), readings
+
+
+async def test_views_are_published_immutable_and_in_order() -> None:
+    eng = engine_with([squeeze_snapshot(NOW)])
+    views: list[EngineView] = []
+    eng.subscribe(views.append)
+    await eng.start()
+    try:
+        await until(lambda: views and views[-1].dashboard is not None
+                    and views[-1].price is not None)
+    finally:
+        await eng.stop()
+    v = views[-1]
+    assert [x.seq for x in views] == sorted(x.seq for x in views)
+    assert v.dashboard is not None and v.dashboard.retarget is not None
+    assert v.sources["chain"].error is None and v.sources["chain"].fetched_at == NOW
+    with pytest.raises(FrozenInstanceError):
+        v.paused = True  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        v.sources["x"] = v.sources["chain"]  # type: ignore[index]
+
+
+async def test_a_failing_source_backs_off_and_recovers() -> None:
+    chain = Scripted("fake chain", [down(), down(), squeeze_snapshot(NOW)])
+    eng = Engine(SPEC, sources=(chain, Scripted("p", [price()])), clock=lambda: NOW,
+                 backoff_overrides={"min_delay": 0.02, "max_delay": 0.02})
+    errors: list[str] = []
+    eng.subscribe(lambda v: errors.append(v.sources["chain"].error or "")
+                  if "chain" in v.sources else None)
+    await eng.start()
+    try:
+        await until(lambda: eng.dashboard is not None)
+    finally:
+        await eng.stop()
+    assert any("connection refused" in e for e in errors)
+    assert eng.pollers["chain"].error is None and chain.calls == 3
+
+
+async def test_rate_limited_source_waits_for_retry_after_even_on_refresh() -> None:
+    chain = Scripted("c", [RateLimited("c: rate limited", retry_after=30), squeeze_snapshot(NOW)])
+    eng = Engine(SPEC, sources=(chain, Scripted("p", [price()])), clock=lambda: NOW,
+                 backoff_overrides={"min_delay": 0.02, "max_delay": 0.02})
+    await eng.start()
+    try:
+        await until(lambda: eng.pollers["chain"].error is not None)
+        eng.refresh()  # a refresh must not hammer a server that asked us to wait
+        await asyncio.sleep(0.1)
+        assert chain.calls == 1
+    finally:
+        await eng.stop()
+
+
+async def test_refresh_polls_now_and_polls_never_overlap() -> None:
+    running = 0
+    overlap = False
+    calls = 0
+
+    class Slow:
+        label = "slow"
+
+        async def fetch(self):  # type: ignore[no-untyped-def]
+            nonlocal running, overlap, calls
+            calls += 1
+            running += 1
+            overlap = overlap or running > 1
+            await asyncio.sleep(0.05)
+            running -= 1
+            return squeeze_snapshot(NOW)
+
+        async def aclose(self) -> None:
+            pass
+
+    eng = Engine(SPEC, sources=(Slow(), Scripted("p", [price()])), clock=lambda: NOW)  # type: ignore[arg-type]
+    await eng.start()
+    try:
+        await until(lambda: calls == 1 and running == 0)
+        for _ in range(10):
+            eng.refresh()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+    finally:
+        await eng.stop()
+    assert calls >= 2 and not overlap  # the interval is 30 s: these came from refresh
+
+
+async def test_pause_defers_polls_and_resume_polls_once() -> None:
+    chain = Scripted("c", [squeeze_snapshot(NOW)])
+    eng = Engine(SPEC, sources=(chain, Scripted("p", [price()])), clock=lambda: NOW)
+    await eng.start()
+    try:
+        await until(lambda: chain.calls == 1 and not eng.pollers["chain"].polling)
+        eng.set_paused(True)
+        eng.refresh()
+        await asyncio.sleep(0.1)
+        assert chain.calls == 1
+        seen: list[EngineView] = []
+        eng.subscribe(seen.append)
+        eng.set_paused(False)
+        await until(lambda: chain.calls == 2)
+        assert seen and not seen[-1].paused
+    finally:
+        await eng.stop()
+
+
+async def test_faster_and_slower_stay_within_bounds() -> None:
+    eng = engine_with([squeeze_snapshot(NOW)])
+    await eng.start()
+    try:
+        assert "chain 15s" in eng.scale_intervals(0.5)
+        for _ in range(5):
+            eng.scale_intervals(0.5)
+        assert eng.pollers["chain"].interval == 5.0
+        for _ in range(20):
+            eng.scale_intervals(2.0)
+        assert eng.pollers["chain"].interval == 3600.0
+        assert eng.pollers["chain"].backoff.interval == 3600.0
+    finally:
+        await eng.stop()
+
+
+async def test_an_exception_in_the_site_computation_is_logged_shown_and_survived(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import tui.engine as engine_mod
+
+    site, readings = a_site()
+    rigs = FakeRigs(site, readings)
+    calls = {"n": 0}
+    real = engine_mod.compute_site
+
+    def flaky(*a, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ZeroDivisionError("float division by zero")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(engine_mod, "compute_site", flaky)
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW)]), Scripted("p", [price()])),
+                 rig_source=rigs, clock=lambda: NOW)  # type: ignore[arg-type]
+    errors: list[str] = []
+    eng.subscribe(lambda v: errors.append(v.errors.get("site", "")))
+    with caplog.at_level(logging.ERROR, logger="minertop"):
+        await eng.start()
+        try:
+            await until(lambda: any("ZeroDivisionError" in e for e in errors))
+            eng.request_site(record=True)  # the next cycle works again
+            await until(lambda: eng.site_view is not None and "site" not in eng.errors)
+        finally:
+            await eng.stop()
+    assert any("internal error computing the site: ZeroDivisionError" in e for e in errors)
+    tb = [r for r in caplog.records if r.exc_info and "computing the site" in r.getMessage()]
+    assert tb and tb[0].exc_info[0] is ZeroDivisionError  # the traceback reaches the log
+    assert eng.latest is not None and eng.latest.errors.get("site") is None
+
+
+async def test_an_unexpected_exception_in_a_source_is_logged_with_its_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    eng = engine_with([ValueError("boom")])
+    with caplog.at_level(logging.ERROR, logger="minertop"):
+        await eng.start()
+        try:
+            await until(lambda: eng.pollers["chain"].error is not None)
+        finally:
+            await eng.stop()
+    assert "internal error: ValueError: boom" in (eng.pollers["chain"].error or "")
+    assert any(r.exc_info and r.exc_info[0] is ValueError for r in caplog.records)
+
+
+async def test_a_subscriber_that_raises_is_logged_and_the_others_still_get_views(
+        caplog: pytest.LogCaptureFixture) -> None:
+    eng = engine_with([squeeze_snapshot(NOW)])
+    good: list[EngineView] = []
+
+    def bad(v: EngineView) -> None:
+        raise RuntimeError("face bug")
+
+    eng.subscribe(bad)
+    eng.subscribe(good.append)
+    with caplog.at_level(logging.ERROR, logger="minertop"):
+        await eng.start()
+        try:
+            await until(lambda: good and good[-1].dashboard is not None)
+        finally:
+            await eng.stop()
+    assert any("subscriber failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_site_cycle_records_history_and_alerts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from tui.alerts import AlertRules
+
+    site, readings = a_site()
+    readings[1] = RigReading(rig_id="r1", host="127.0.0.2", port=4028, time=NOW, ok=False,
+                             error="connection refused")
+    log_file = tmp_path / "alerts.log"
+    site = replace(site, alerts=AlertRules(rig_offline_s=0.0, hold_s=0.0, log_file=log_file))
+    clock = FakeClock(NOW)
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW)]), Scripted("p", [price()])),
+                 rig_source=FakeRigs(site, readings), clock=clock)  # type: ignore[arg-type]
+    cycles: list[EngineView] = []
+    eng.on_cycle = cycles.append
+    await eng.start()
+    try:
+        await until(lambda: any(c.site is not None and c.site.totals.margin_usd_day is not None
+                                for c in cycles))
+        clock.advance(10)
+        eng.refresh()
+        await until(lambda: len(eng.rig_history["r0"]) >= 1 and any(
+            e.alert.key == "rig:r1:offline" for c in cycles for e in c.alert_events))
+    finally:
+        await eng.stop()
+    assert "rig:r1:offline" in log_file.read_text()
+    assert eng.rig_history["r1"].errors[-1][1] == "connection refused"
+
+
+def test_the_engine_and_once_import_no_textual() -> None:
+    import subprocess
+
+    code = ("import sys, tui.engine, tui.cli, tui.demo, tui.logs\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'aiohttp')]\n"
+            "print(bad); sys.exit(1 if bad else 0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

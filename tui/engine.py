@@ -1,0 +1,631 @@
+"""The engine: minertop's one runtime, behind every face (no Textual here).
+
+It runs the sources on their schedules (one asyncio task per source, never overlapping
+itself, backoff with Retry-After, pause, refresh now, faster/slower), turns their snapshots
+into computed views (the network's numbers, the site's rigs: stepped, so that thousands of
+rigs never hold the event loop), evaluates the alerts, keeps each rig's session history and
+publishes each new state as an immutable :class:`EngineView` to its subscribers.
+
+The dashboard (Textual), the daemon (HTTP API, SQLite history, notifications) and
+``--once`` are faces over it; they never poll a source themselves.
+
+Errors: a source failure is a :class:`~tui.sources.base.SourceError`, shown in its panes.
+An *unexpected* exception anywhere (a source's bug, the site computation, a subscriber) is
+logged with its traceback on the ``minertop`` logger, named in the view (``errors``) so the
+affected pane says what failed, and the engine keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from tui.alerts import (
+    Alert,
+    AlertEngine,
+    AlertEvent,
+    AlertRules,
+    NetworkCondition,
+    RigCondition,
+    format_log_line,
+)
+from tui.catalog import Catalog
+from tui.config import SiteConfig
+from tui.dashboard import Dashboard, compute
+from tui.history import RigHistory, Sample
+from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource, RigReading
+from tui.site import SiteView, compute_site, rig_input
+from tui.sources.base import SourceError
+from tui.sources.fleet import RigSource, RigsSnapshot
+from tui.sources.poll import Backoff
+from tui.sources.rigs import RigFleet
+from tui.spec import SourceSpec, make_sources
+
+log = logging.getLogger("minertop")
+
+#: How often the network view is recomputed between polls (the projection moves with time).
+RECOMPUTE_EVERY_S = 30.0
+#: Above this many rigs the site's numbers are computed in a thread (the loop stays free).
+THREAD_ABOVE_RIGS = 500
+#: Rigs handled between two hand-backs to the event loop (each step takes a few ms).
+SITE_STEP = 250
+MIN_INTERVAL_S, MAX_INTERVAL_S = 5.0, 3600.0
+
+
+@dataclass
+class Poller:
+    """Scheduling state of one source (touched only on the engine's loop)."""
+
+    name: str
+    source: Any  #: ChainSource | PriceSource | RigSource
+    interval: float
+    backoff: Backoff
+    fetched_at: float | None = None
+    error: str | None = None
+    polling: bool = False
+    polls: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    next_at: float | None = None  #: monotonic time of the next poll
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """One source as a face shows it."""
+
+    name: str
+    label: str
+    fetched_at: float | None  #: last good data, unix s (None: never)
+    error: str | None  #: the last poll's error (None: it succeeded)
+    polling: bool
+    interval: float
+    polls: int
+
+
+@dataclass(frozen=True)
+class EngineView:
+    """Everything the faces show, at one moment.  Immutable: faces may keep it."""
+
+    seq: int
+    time: float  #: unix s when it was published
+    source_label: str
+    paused: bool
+    chain: ChainSnapshot | None
+    price: PriceSnapshot | None
+    dashboard: Dashboard | None
+    site: SiteView | None
+    #: a rig poll cycle completed with this view (history and alerts were taken)
+    cycle: bool
+    sources: Mapping[str, SourceState]
+    alerts_active: tuple[Alert, ...]
+    #: alert events new since the previous view (fired/cleared)
+    alert_events: tuple[AlertEvent, ...]
+    #: pipeline failures by part ("network", "site", "startup"): what failed, in one line
+    errors: Mapping[str, str]
+    has_site: bool
+
+    def error_for(self, part: str) -> str | None:
+        return self.errors.get(part)
+
+
+Subscriber = Callable[[EngineView], None]
+
+
+class Engine:
+    """Sources -> snapshots -> computed views, on a schedule.  See the module notes."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        *,
+        sources: tuple[ChainSource, PriceSource] | None = None,
+        rig_source: RigSource | None = None,
+        clock: Callable[[], float] = time.time,
+        backoff_overrides: Mapping[str, float] | None = None,
+        poll_overrides: Mapping[str, float] | None = None,
+        threaded_rigs: bool = True,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.log = logger or log
+        self._given_sources = sources
+        self._given_rig_source = rig_source
+        self._threaded_rigs = threaded_rigs
+        self.backoff_overrides = dict(backoff_overrides or {})
+        self.poll_overrides = dict(poll_overrides or {})
+        self.pollers: dict[str, Poller] = {}
+        self.site: SiteConfig | None = spec.site
+        self.has_site = spec.demo or spec.site is not None or rig_source is not None
+        self.source_label = "—"
+        self.chain: ChainSnapshot | None = None
+        self.price: PriceSnapshot | None = None
+        self.dashboard: Dashboard | None = None
+        self.site_view: SiteView | None = None
+        self.fleet: RigFleet | None = None
+        self.rig_history: dict[str, RigHistory] = {}
+        self._catalog: Catalog | None = None
+        rules = spec.site.alerts if spec.site is not None else AlertRules()
+        self.alerts = AlertEngine(rules)
+        self.paused = False
+        self.errors: dict[str, str] = {}
+        self.demo: Any = None  #: the running DemoWorld (--demo)
+        self._subscribers: list[Subscriber] = []
+        self._seq = 0
+        self._computed_at = 0.0
+        self._pending_events: list[AlertEvent] = []
+        self._rig_updates: deque[Sequence[RigReading]] = deque()
+        self._site_record = False
+        self._site_again = False
+        self._site_task: asyncio.Task[None] | None = None
+        self._alerts_due = False
+        self._cycle_flag = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._stopping = False
+        self._started = False
+        self.latest: EngineView | None = None
+        #: called after each completed rig cycle (or network-only evaluation) with the view
+        #: and that cycle's alert events: the daemon records history and notifies from here
+        self.on_cycle: Callable[[EngineView], Any] | None = None
+
+    # ------------------------------------------------------------------ subscribers
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` with every new view (on the engine's loop).  Returns an
+        unsubscribe function.  A subscriber that raises is logged and kept."""
+        self._subscribers.append(callback)
+        if self.latest is not None:
+            self._deliver(callback, self.latest)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _deliver(self, callback: Subscriber, view: EngineView) -> None:
+        try:
+            callback(view)
+        except Exception:
+            self.log.exception("a view subscriber failed (%s)", getattr(callback, "__qualname__",
+                                                                        callback))
+
+    def source_states(self) -> dict[str, SourceState]:
+        return {p.name: SourceState(p.name, getattr(p.source, "label", p.name), p.fetched_at,
+                                    p.error, p.polling, p.interval, p.polls)
+                for p in self.pollers.values()}
+
+    def publish(self, *, cycle: bool = False) -> EngineView:
+        self._seq += 1
+        events, self._pending_events = tuple(self._pending_events), []
+        if events:
+            self._log_alerts(events)
+        view = EngineView(
+            seq=self._seq, time=self.clock(), source_label=self.source_label,
+            paused=self.paused, chain=self.chain, price=self.price, dashboard=self.dashboard,
+            site=self.site_view, cycle=cycle, sources=MappingProxyType(self.source_states()),
+            alerts_active=tuple(self.alerts.active.values()), alert_events=events,
+            errors=MappingProxyType(dict(self.errors)), has_site=self.has_site)
+        self.latest = view
+        for cb in list(self._subscribers):
+            self._deliver(cb, view)
+        if cycle and self.on_cycle is not None:
+            try:
+                self.on_cycle(view)
+            except Exception:
+                self.log.exception("the cycle hook failed")
+        return view
+
+    def _log_alerts(self, events: Sequence[AlertEvent]) -> None:
+        """One line per event in the log, and in ``[alerts] log_file`` when configured."""
+        for e in events:
+            self.log.log(logging.WARNING if e.kind == "fired" else logging.INFO,
+                         "alert %s: %s", e.kind, format_log_line(e).split("\t", 1)[1])
+        path = self.alerts.rules.log_file
+        if path is None:
+            return
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.writelines(format_log_line(e) + "\n" for e in events)
+        except OSError as err:
+            msg = f"can't write the alert log {path}: {err.strerror or err}"
+            if self.errors.get("alert log") != msg:  # say it once, keep alerting
+                self.log.error("%s", msg)
+            self.errors["alert log"] = msg
+        else:
+            self.errors.pop("alert log", None)
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        """Start the sources (and the demo's simulators) and the poll tasks."""
+        if self._started:
+            return
+        self._started = True
+        spec = self.spec
+        if self._given_sources is not None:
+            chain_src, price_src = self._given_sources
+        else:
+            if spec.demo:
+                from tui.demo import start_demo
+
+                try:
+                    self.demo = await start_demo(spec, self.clock, rigs=self.has_site and
+                                                 self._given_rig_source is None)
+                except Exception as e:  # a port problem: say so, don't crash the face
+                    self.errors["startup"] = f"demo simulator failed to start: {e}"
+                    self.log.error("%s", self.errors["startup"])
+                    self.publish()
+                    return
+                spec = self.demo.spec
+                if self.demo.site is not None:
+                    self.site = self.demo.site
+            chain_src, price_src = make_sources(spec, clock=self.clock)
+        self.pollers["chain"] = self._poller("chain", chain_src, spec.chain_interval)
+        self.pollers["price"] = self._poller("price", price_src, spec.price_interval)
+        self.source_label = (f"demo ({spec.kind} sim)" if spec.demo
+                             else getattr(chain_src, "label", "chain"))
+        self._start_rigs()
+        self.publish()
+        for p in self.pollers.values():
+            p.task = self._spawn(self._poll_loop(p), f"poll-{p.name}")
+        self._spawn(self._recompute_loop(), "recompute")
+
+    async def start_sources_only(self) -> None:
+        """Set the sources up without starting the poll tasks (``--once``)."""
+        self._started = True
+        spec = self.spec
+        if spec.demo:
+            from tui.demo import start_demo
+
+            self.demo = await start_demo(spec, self.clock, rigs=True)
+            spec = self.demo.spec
+            self.site = self.demo.site
+            self.has_site = True
+        chain_src, price_src = make_sources(spec, clock=self.clock)
+        self.pollers["chain"] = self._poller("chain", chain_src, spec.chain_interval)
+        self.pollers["price"] = self._poller("price", price_src, spec.price_interval)
+        self.source_label = f"demo ({spec.kind} sim)" if spec.demo else chain_src.label
+        self._start_rigs()
+        if "rigs" in self.pollers:
+            self.pollers["rigs"].source.on_partial = None
+
+    def _poller(self, name: str, source: Any, interval: float) -> Poller:
+        return Poller(name, source, interval, Backoff(interval, **self.backoff_overrides))
+
+    def _start_rigs(self) -> None:
+        site = self.site
+        source = self._given_rig_source
+        if site is None and source is not None:
+            site = source.site
+            self.site = site
+        if site is None:
+            return
+        if self.poll_overrides:
+            site = replace(site, poll=replace(site.poll, **self.poll_overrides))
+            self.site = site
+        self.has_site = True
+        self._catalog = site.catalog()
+        self.alerts.rules = site.alerts if self.spec.site is not None else self.alerts.rules
+        self.fleet = RigFleet(site.poll.interval_s)
+        if source is None:
+            source = RigSource(site, clock=self.clock, threaded=self._threaded_rigs)
+        source.on_partial = self._on_partial
+        self.pollers["rigs"] = self._poller("rigs", source, site.poll.interval_s)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"minertop-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or self._stopping:
+            return
+        exc = task.exception()
+        if exc is not None:  # never silent: the loops catch everything, so this is a bug
+            self.log.error("engine task %s died", task.get_name(), exc_info=exc)
+            self.errors["engine"] = f"{task.get_name()} stopped: {type(exc).__name__}: {exc}"
+
+    async def stop(self) -> None:
+        """Stop polling, close the sources and the demo (bounded: never hangs)."""
+        self._stopping = True
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        for p in self.pollers.values():
+            try:
+                await asyncio.wait_for(p.source.aclose(), 5)
+            except Exception as e:
+                self.log.warning("closing %s: %s", p.name, e)
+        if self.demo is not None:
+            await self.demo.stop()
+            self.demo = None
+
+    # ------------------------------------------------------------------ controls
+    def set_paused(self, paused: bool) -> None:
+        """Paused: polls that come due wait for the resume (one each), views stay put."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if paused:
+            self._resume.clear()
+        else:
+            self._resume.set()
+            self.recompute()
+
+    def refresh(self) -> None:
+        """Poll every source now (a source in the middle of a poll finishes that one; a
+        pending Retry-After is honoured: a rate-limited source is not asked early)."""
+        for p in self.pollers.values():
+            if not p.polling and not self._rate_limited(p):
+                p.wake.set()
+
+    @staticmethod
+    def _rate_limited(p: Poller) -> bool:
+        return p.error is not None and "rate limited" in p.error and p.next_at is not None \
+            and p.next_at > time.monotonic()
+
+    def scale_intervals(self, factor: float) -> str:
+        """Poll faster (factor < 1) or slower; returns what the intervals are now."""
+        for p in self.pollers.values():
+            p.interval = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, p.interval * factor))
+            p.backoff.interval = p.interval
+            if p.name == "rigs" and self.fleet is not None:
+                # A rig is stale after three missed polls, at whatever pace we poll.
+                self.fleet.interval = p.interval
+                self.fleet.stale_after = 3 * p.interval
+        self.publish()
+        return ", ".join(f"{p.name} {p.interval:.0f}s" for p in self.pollers.values())
+
+    async def idle(self) -> None:
+        """Wait until the site worker has nothing left to do (tests, ``--once``)."""
+        while self._site_task is not None and not self._site_task.done():
+            await asyncio.wait({self._site_task})
+
+    def history_for(self, rig_id: str) -> RigHistory:
+        return self.rig_history.setdefault(rig_id, RigHistory())
+
+    # ------------------------------------------------------------------ polling
+    async def _poll_loop(self, p: Poller) -> None:
+        while not self._stopping:
+            await self._resume.wait()
+            delay = await self._poll_once(p)
+            p.next_at = time.monotonic() + delay
+            p.wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(p.wake.wait(), delay)
+
+    async def _poll_once(self, p: Poller) -> float:
+        p.polling = True
+        try:
+            snap = await p.source.fetch()
+        except SourceError as e:
+            delay = p.backoff.failure(e)
+            self._failed(p, str(e))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug must not stop polling: log it whole, show it, go on
+            self.log.exception("polling %s failed unexpectedly", p.name)
+            err = SourceError(f"{getattr(p.source, 'label', p.name)}: internal error: "
+                              f"{type(e).__name__}: {e}")
+            delay = p.backoff.failure(err)
+            self._failed(p, str(err))
+        else:
+            delay = p.backoff.success()
+            p.fetched_at = self.clock()
+            if p.error is not None:
+                self.log.info("%s: recovered", p.name)
+            p.error = None
+            self._apply(snap)
+        finally:
+            p.polling = False
+            p.polls += 1
+        return delay
+
+    def _failed(self, p: Poller, error: str) -> None:
+        if p.error != error:
+            self.log.warning("%s: %s", p.name, error)
+        p.error = error
+        self.publish()
+
+    def _apply(self, snap: object) -> None:
+        if isinstance(snap, ChainSnapshot):
+            self.chain = snap
+            self.recompute()
+        elif isinstance(snap, RigsSnapshot):
+            self._on_rigs(snap)
+        elif isinstance(snap, PriceSnapshot):
+            self.price = snap
+            self.recompute()
+        else:
+            self.log.error("a source returned %s, not a snapshot", type(snap).__name__)
+
+    def _on_partial(self, snap: RigsSnapshot) -> None:
+        self._on_rigs(snap)
+
+    def _on_rigs(self, snap: RigsSnapshot) -> None:
+        if self.fleet is None:
+            return
+        self._rig_updates.append(snap.readings)
+        self.request_site(record=snap.complete)
+
+    async def _recompute_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if not self.paused and self.chain is not None and \
+                    self.clock() - self._computed_at >= RECOMPUTE_EVERY_S:
+                self.recompute()
+
+    # ------------------------------------------------------------------ computing
+    def recompute(self) -> None:
+        """The network's numbers from the latest chain and price snapshots, then the site."""
+        if self.paused or self._stopping:
+            return
+        if self.chain is not None:
+            now = self.clock()
+            self._computed_at = now
+            try:
+                self.dashboard = compute(self.chain, self.price, now)
+            except Exception as e:
+                self.log.exception("computing the network view failed")
+                self.errors["network"] = f"internal error computing the network view: " \
+                    f"{type(e).__name__}: {e}"
+            else:
+                self.errors.pop("network", None)
+        if self.fleet is not None and self.site is not None:
+            self._alerts_due = True
+            self.request_site()
+            self.publish()
+            return
+        if self.chain is not None:
+            events = self.alerts.evaluate(self.clock(), network=self._network_condition())
+            self._pending_events.extend(events)
+            self.publish(cycle=True)
+        else:
+            self.publish()
+
+    def request_site(self, record: bool = False) -> None:
+        """Recompute the rigs' rows and the site totals (one worker, coalescing).
+
+        ``record``: a poll cycle completed (history samples and alerts are taken then).  A
+        request while the worker runs makes it go round once more."""
+        if self.fleet is None or self.site is None or self._stopping:
+            return
+        self._site_record = self._site_record or record
+        self._site_again = True
+        if self._site_task is None or self._site_task.done():
+            self._site_task = self._spawn(self._site_loop(), "site")
+
+    async def _site_loop(self) -> None:
+        while self._site_again and not self._stopping:
+            self._site_again = False
+            try:
+                await self._refresh_site()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                # Never silent: the log has the traceback, the rigs pane says what failed,
+                # and the next cycle tries again.
+                self.log.exception("computing the site failed")
+                self.errors["site"] = f"internal error computing the site: " \
+                    f"{type(e).__name__}: {e}"
+                self._site_record = False
+                self.publish()
+            else:
+                self.errors.pop("site", None)
+
+    async def _refresh_site(self) -> None:
+        fleet, site, catalog = self.fleet, self.site, self._catalog
+        assert fleet is not None and site is not None and catalog is not None
+        step = SITE_STEP
+        n = 0
+        while self._rig_updates:
+            for r in self._rig_updates.popleft():
+                fleet.record(r)
+                if not r.ok:
+                    self.history_for(r.rig_id).error(r.time, r.error or "unknown error")
+                n += 1
+                if n % step == 0:
+                    await asyncio.sleep(0)
+        now = self.clock()
+        poller = self.pollers.get("rigs")
+        targets = poller.source.poller.targets if poller else ()
+        configured = {r.name: r for r in site.rigs}
+        inputs = []
+        for i, t in enumerate(targets):
+            if i and i % step == 0:
+                await asyncio.sleep(0)
+            inputs.append(rig_input(t, fleet, configured, now))
+        d = self.dashboard
+        kwargs: dict[str, Any] = dict(
+            site=site, catalog=catalog, hashprice=d.hashprice if d else None,
+            price_usd=self.price.usd if self.price else None,
+            retarget_change_pct=(d.retarget.projection.difficulty_change
+                                 if d and d.retarget else None))
+        if len(inputs) > THREAD_ABOVE_RIGS:
+            view = await asyncio.to_thread(compute_site, inputs, **kwargs)
+        else:
+            view = compute_site(inputs, **kwargs)
+        record, self._site_record = self._site_record, False
+        alerts_due, self._alerts_due = self._alerts_due, False
+        self.site_view = view
+        if record:
+            for i, row in enumerate(view.rows):
+                if i and i % step == 0:
+                    await asyncio.sleep(0)
+                rd = fleet.last_good(row.rig_id)
+                if rd is None or row.status != "ok":
+                    continue
+                fans = rd.fans_rpm
+                self.history_for(row.rig_id).add(Sample(
+                    time=rd.time, hashrate_ths=row.hashrate_ths, power_w=row.power_w,
+                    temp_c=row.temp_max, fan_rpm=sum(fans) / len(fans) if fans else None,
+                    margin_usd_day=row.margin))
+        if record or alerts_due:
+            await self._evaluate_alerts_steps(view)
+        self.errors.pop("site", None)
+        self.publish(cycle=record)
+
+    async def _evaluate_alerts_steps(self, view: SiteView) -> None:
+        now = self.clock()
+        rigs: list[RigCondition] = []
+        if self.alerts.rules.enabled:
+            for i, r in enumerate(view.rows):
+                if i and i % SITE_STEP == 0:
+                    await asyncio.sleep(0)
+                rigs.append(RigCondition(rig_id=r.rig_id, status=r.status, reason=r.reason,
+                                         margin_usd_day=r.margin, temp_max_c=r.temp_max,
+                                         hashrate_ths=r.hashrate_ths, nominal_ths=r.nominal_ths))
+        steps = self.alerts.evaluate_steps(now, rigs=rigs, network=self._network_condition(),
+                                           chunk=SITE_STEP)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                events: list[AlertEvent] = done.value
+                break
+            await asyncio.sleep(0)
+        self._pending_events.extend(events)
+
+    def _network_condition(self) -> NetworkCondition | None:
+        d = self.dashboard
+        if d is None:
+            return None
+        rt = d.retarget
+        return NetworkCondition(
+            epoch_drift_pct=d.drift.epoch_drift_pct,
+            retarget_eta_unix=rt.projection.estimated_retarget_time if rt else None,
+            retarget_change_pct=rt.projection.difficulty_change if rt else None)
+
+
+async def run_once(spec: SourceSpec, *, clock: Callable[[], float] = time.time,
+                   logger: logging.Logger | None = None) -> EngineView:
+    """``--once``: poll every source once (rigs after their scan ranges), compute, return
+    the view.  The same engine as the dashboard and the daemon, without the schedule."""
+    engine = Engine(spec, clock=clock, threaded_rigs=False, logger=logger)
+    try:
+        await engine.start_sources_only()
+        chain, price = engine.pollers["chain"], engine.pollers["price"]
+        await asyncio.gather(engine._poll_once(chain), engine._poll_once(price))
+        rigs = engine.pollers.get("rigs")
+        if rigs is not None:
+            src: RigSource = rigs.source
+            if src.site.scans:  # find the rigs of the ranges first, then poll everything
+                await src.fetch()
+                await src.wait_for_scan()
+            await engine._poll_once(rigs)
+            await engine.idle()
+        return engine.latest or engine.publish()
+    finally:
+        await engine.stop()
