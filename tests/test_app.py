@@ -9,8 +9,8 @@ import pytest
 
 from tests.fakes import Scripted, down, price, squeeze_snapshot
 from tui.app import HelpScreen, MinertopApp
-from tui.spec import SourceSpec
 from tui.sources.base import SourceError
+from tui.spec import SourceSpec
 from widgets.blocks import BlocksPane
 from widgets.drift import DriftPane
 from widgets.hashrate import HashratePane
