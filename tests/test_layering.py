@@ -17,12 +17,12 @@ PACKAGES = ("tui", "widgets")
 
 #: Pure computation: no I/O, no Textual, no clients, no simulator, no faces.
 PURE = {"tui.chain", "tui.network", "tui.stats", "tui.economics", "tui.site", "tui.alerts",
-        "tui.dashboard", "tui.model", "tui.history", "tui.safe"}
+        "tui.dashboard", "tui.model", "tui.history", "tui.safe", "tui.wire"}
 IO_MODULES = {"httpx", "aiohttp", "asyncio", "socket", "sqlite3", "smtplib", "subprocess",
               "ssl", "http", "urllib.request", "textual", "rich", "threading", "select"}
 #: The engine and every headless face: never Textual.
 HEADLESS = {"tui.engine", "tui.spec", "tui.demo", "tui.api", "tui.logs", "tui.config",
-            "tui.catalog"}
+            "tui.catalog", "tui.store", "tui.notify", "tui.daemon", "tui.remote", "tui.wire"}
 
 
 def module_name(path: Path) -> str:

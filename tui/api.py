@@ -424,11 +424,21 @@ def make_app(
         healthy, doc = backend.health()
         return _json(200 if healthy else 503, doc, {"Cache-Control": "no-cache"})
 
+    view_cache = SnapshotCache()
+
     async def snapshot(request: web.Request) -> web.StreamResponse:
-        doc = backend.snapshot_doc()
+        return _cached(request, backend.snapshot_doc(), request.app[SNAPSHOT_CACHE])
+
+    async def view(request: web.Request) -> web.StreamResponse:
+        """The engine's latest view for an attached dashboard (see tui.wire)."""
+        get = getattr(backend, "view_doc", None)
+        return _cached(request, get() if get is not None else None, view_cache)
+
+    def _cached(request: web.Request, doc: dict[str, Any] | None,
+                cache: SnapshotCache) -> web.StreamResponse:
         if doc is None:
             return _error(503, "no poll cycle completed yet", {"Cache-Control": "no-cache"})
-        body, etag = request.app[SNAPSHOT_CACHE].get(doc)
+        body, etag = cache.get(doc)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         wanted = request.if_none_match
         if wanted and any(tag.value in ("*", etag[1:-1]) for tag in wanted):
@@ -461,6 +471,7 @@ def make_app(
     app.on_response_prepare.append(server_header)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/snapshot", snapshot)
+    app.router.add_get("/api/v1/view", view)
     app.router.add_get("/api/v1/rigs/{name}/history", rig_history)
     app.router.add_get("/api/v1/site/history", site_history)
     app.router.add_get("/api/v1/alerts", alerts)

@@ -360,6 +360,10 @@ class MinertopApp(App[int]):
         self.view = view
         if not self._views_ready():
             return
+        if self._ensure_layout(view):  # the new pane is composed first, then shown
+            self.view = prev
+            self.call_after_refresh(self._show, view)
+            return
         for part, err in view.errors.items():
             if err not in self._notified_errors:
                 self._notified_errors.add(err)
@@ -386,6 +390,21 @@ class MinertopApp(App[int]):
             self._gc_frozen = True
             gc.collect()
             gc.freeze()  # see tune_gc()
+
+    def _ensure_layout(self, view: EngineView) -> bool:
+        """An attached dashboard learns from the daemon whether there is a site: swap the
+        blocks pane for the rigs pane (or back).  True when it did."""
+        has_rigs = self.rigs_pane is not None
+        if view.has_site == has_rigs or (not view.has_site and view.seq == 0):
+            return False
+        footer = self.main.query_one(Footer)
+        if view.has_site:
+            self.main.query(BlocksPane).remove()
+            self.main.mount(RigsPane(), before=footer)
+        else:
+            self.main.query(RigsPane).remove()
+            self.main.mount(BlocksPane(), before=footer)
+        return True
 
     def _source_label(self, view: EngineView) -> str:
         return view.source_label
@@ -590,6 +609,20 @@ class MinertopApp(App[int]):
         self.push_screen(RigDetailScreen(
             rig_id, row, self.engine.history_for(rig_id), self.clock()))
 
+    def set_history_span(self, name: str) -> None:
+        """The detail screen's h/d/w/m keys: how far back a rig's history goes (attached:
+        the daemon's store; standalone: this session only)."""
+        setter = getattr(self.engine, "set_history_span", None)
+        if setter is None:
+            self.notify("history covers this session only: run 'minertop daemon' to keep "
+                        "it, then attach", timeout=5)
+            return
+        setter(name)
+        self.notify(f"history: last {name}", timeout=3)
+        top = self.screen
+        if isinstance(top, RigDetailScreen):
+            top.refresh_detail(top.row, self.engine.history_for(top.rig_id), self.clock())
+
     def _scale_intervals(self, factor: float) -> None:
         shown = self.engine.scale_intervals(factor)
         self.notify(f"poll every {shown}", timeout=3)
@@ -686,9 +719,14 @@ def _tty_alive(fd: int) -> bool:
     return True
 
 
-def run_app(spec: SourceSpec) -> int:
+def run_app(spec: SourceSpec, *, attach: str | None = None, token: str | None = None) -> int:
     tune_gc()
-    app = MinertopApp(spec)
+    engine = None
+    if attach is not None:
+        from tui.remote import RemoteEngine
+
+        engine = RemoteEngine(attach, token)
+    app = MinertopApp(spec, engine=engine)
     app.freeze_gc_after_start = True
     code = app.run(mouse=spec.mouse)
     if app._startup_error:

@@ -10,9 +10,9 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from tui import __version__
@@ -81,8 +81,58 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # "--rpc-password x" must not be taken for --rpc-password-env
         description="htop for a Bitcoin mining site: network hashrate, block-time drift and "
         "retarget ETA, live in the terminal.",
-        epilog="Subcommand: 'minertop sim --help' serves a simulated network on loopback.",
+        epilog="Subcommands: 'minertop daemon --help' runs headless with history, an API and "
+        "notifications; 'minertop sim --help' serves a simulated network on loopback.",
     )
+    _add_source_args(p)
+    att = p.add_argument_group("a running daemon")
+    how = att.add_mutually_exclusive_group()
+    how.add_argument("--attach", metavar="URL",
+                     help="show a running 'minertop daemon' (e.g. http://127.0.0.1:9184)")
+    how.add_argument("--standalone", action="store_true",
+                     help="poll by itself even when a daemon answers on 127.0.0.1:9184")
+    att.add_argument("--token-file", metavar="PATH", type=Path,
+                     help="the daemon's API token (else $MINERTOP_TOKEN)")
+    look = p.add_argument_group("terminal")
+    chars = look.add_mutually_exclusive_group()
+    chars.add_argument("--ascii", dest="ascii", action="store_true", default=None,
+                       help="draw with ASCII only (default when the locale isn't UTF-8)")
+    chars.add_argument("--unicode", dest="ascii", action="store_false",
+                       help="draw with Unicode even if the locale doesn't say UTF-8")
+    look.add_argument("--no-mouse", dest="mouse", action="store_false",
+                      help="don't capture the mouse (leaves the terminal's selection alone)")
+    p.add_argument("--log", metavar="FILE", type=Path,
+                   help="append the log (errors with their tracebacks) to FILE")
+    p.add_argument("--once", action="store_true", help="fetch once, print the numbers, exit")
+    p.add_argument("--json", action="store_true", help="with --once: print JSON")
+    p.add_argument("--version", action="version", version=f"minertop {__version__}")
+    return p
+
+
+def build_daemon_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="minertop daemon", allow_abbrev=False,
+        description="Run minertop headless: poll every source, keep the history in SQLite, "
+        "serve the HTTP API and send alerts. SIGTERM/SIGINT stop it, SIGHUP re-reads the "
+        "config.")
+    _add_source_args(p)
+    d = p.add_argument_group("daemon")
+    d.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9184",
+                   help="where the API listens (default 127.0.0.1:9184; any address off "
+                   "loopback needs a token)")
+    d.add_argument("--token-file", metavar="PATH", type=Path,
+                   help="file holding the API token (else $MINERTOP_TOKEN)")
+    d.add_argument("--db", metavar="PATH", type=Path,
+                   help="history database (default $XDG_STATE_HOME/minertop/history.db)")
+    d.add_argument("--log", metavar="FILE", type=Path,
+                   help="also append the log, with tracebacks, to FILE")
+    d.add_argument("-v", "--verbose", action="store_true", help="log each request and poll")
+    p.set_defaults(once=False, json=False, ascii=False, mouse=False, attach=None,
+                   standalone=True)
+    return p
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("data source (default: https://mempool.space)")
     g = src.add_mutually_exclusive_group()
     g.add_argument("--demo", action="store_true",
@@ -114,20 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", type=Path,
                    help="site config (default $XDG_CONFIG_HOME/minertop/config.toml; "
                    "'minertop init-config' writes an example)")
-    look = p.add_argument_group("terminal")
-    chars = look.add_mutually_exclusive_group()
-    chars.add_argument("--ascii", dest="ascii", action="store_true", default=None,
-                       help="draw with ASCII only (default when the locale isn't UTF-8)")
-    chars.add_argument("--unicode", dest="ascii", action="store_false",
-                       help="draw with Unicode even if the locale doesn't say UTF-8")
-    look.add_argument("--no-mouse", dest="mouse", action="store_false",
-                      help="don't capture the mouse (leaves the terminal's selection alone)")
-    p.add_argument("--log", metavar="FILE", type=Path,
-                   help="append the log (errors with their tracebacks) to FILE")
-    p.add_argument("--once", action="store_true", help="fetch once, print the numbers, exit")
-    p.add_argument("--json", action="store_true", help="with --once: print JSON")
-    p.add_argument("--version", action="version", version=f"minertop {__version__}")
-    return p
 
 
 def resolve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> SourceSpec:
@@ -198,28 +234,9 @@ async def _once(spec: SourceSpec, as_json: bool) -> int:
     return print_view(view, as_json)
 
 
-def once_document(view: EngineView) -> dict[str, Any] | None:
-    """The ``--once --json`` document of a view (None: no chain data yet).  The daemon's
-    ``/api/v1/snapshot`` serves exactly this."""
-    from tui.dashboard import to_json
-
-    if view.dashboard is None:
-        return None
-    doc = to_json(view.dashboard)
-    price = view.sources.get("price")
-    if price is not None and price.error:
-        doc["price_error"] = price.error
-    if view.site is not None:
-        from tui.site import site_json
-
-        doc["site"], doc["rigs"] = site_json(view.site)
-    if view.errors:
-        doc["errors"] = dict(view.errors)
-    return doc
-
-
 def print_view(view: EngineView, as_json: bool) -> int:
     from tui.dashboard import to_text
+    from tui.engine import view_document
 
     chain = view.sources.get("chain")
     if view.dashboard is None:
@@ -228,7 +245,7 @@ def print_view(view: EngineView, as_json: bool) -> int:
         print(f"minertop: {reason}", file=sys.stderr)
         return 1
     if as_json:
-        print(json.dumps(once_document(view), indent=2, ensure_ascii=False))
+        print(json.dumps(view_document(view), indent=2, ensure_ascii=False))
         return 0
     print(to_text(view.dashboard))
     price = view.sources.get("price")
@@ -278,6 +295,82 @@ def set_terminal_defaults(environ: dict[str, str] | os._Environ[str] = os.enviro
     environ.setdefault("ESCDELAY", str(ESCDELAY_MS))
 
 
+#: Where a local daemon answers by default (``minertop`` attaches to it when it does).
+DEFAULT_DAEMON = "http://127.0.0.1:9184"
+TOKEN_ENV = "MINERTOP_TOKEN"
+
+
+def _token(path: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The API token from ``--token-file`` or ``$MINERTOP_TOKEN`` (never from argv)."""
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--token-file {path}: {getattr(e, 'strerror', None) or e}"
+                             ) from None
+        if not text:
+            raise UsageError(f"--token-file {path}: the file is empty")
+        return text
+    return environ.get(TOKEN_ENV) or None
+
+
+def _source_given(args: argparse.Namespace) -> bool:
+    return bool(args.demo or args.mempool or args.bitcoind or args.config or args.attach
+                or args.standalone)
+
+
+def daemon_answers(url: str, token: str | None, timeout: float = 0.5) -> bool:
+    """True when a minertop daemon answers at ``url`` (its /healthz says so)."""
+    import httpx
+
+    try:
+        r = httpx.get(url.rstrip("/") + "/healthz", timeout=timeout)
+        return r.status_code == 200 and r.json().get("service") == "minertop"
+    except (httpx.HTTPError, ValueError, AttributeError, OSError):
+        return False
+
+
+def daemon_main(argv: list[str]) -> int:
+    """``minertop daemon ...``"""
+    from tui.logs import LogSetupError, setup_logging
+
+    try:
+        args = build_daemon_parser().parse_args(argv)
+        spec = resolve(args)
+        token = _token(args.token_file, os.environ)
+        from tui.api import ListenError, check_listen, parse_listen
+
+        try:
+            host, port = parse_listen(args.listen)
+            check_listen(host, token)
+        except ListenError as e:
+            raise UsageError(str(e)) from None
+    except UsageError as e:
+        print(f"minertop daemon: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        setup_logging("daemon", args.log, verbose=args.verbose)
+    except LogSetupError as e:
+        print(f"minertop daemon: error: {e}", file=sys.stderr)
+        return 2
+    if args.token_file is not None:
+        from tui.api import token_file_too_open
+
+        if token_file_too_open(args.token_file):
+            import logging
+
+            logging.getLogger("minertop").warning(
+                "%s is readable by other users: chmod 600 it", args.token_file)
+    from tui.daemon import DaemonOptions, run_daemon
+
+    options = DaemonOptions(host=host, port=port, token=token, db_path=args.db)
+
+    try:  # SIGHUP re-resolves the same arguments: the config file is read again
+        return asyncio.run(run_daemon(spec, options, reload=lambda: resolve(args)))
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     set_terminal_defaults()
@@ -287,9 +380,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sim_cli(argv[1:])
     if argv[:1] == ["init-config"]:
         return init_config(argv[1:])
+    if argv[:1] == ["daemon"]:
+        return daemon_main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
-        spec = resolve(args)
+        attach = args.attach
+        token = _token(args.token_file, os.environ)
+        if attach is not None:
+            attach = _check_url("--attach", attach)
+            if args.config or args.demo or args.mempool or args.bitcoind:
+                raise UsageError("--attach shows the daemon's sources: drop the source flags")
+            if args.json and not args.once:
+                raise UsageError("--json needs --once")
+            spec = resolve_display(args)
+        else:
+            spec = resolve(args)
+            if not _source_given(args) and daemon_answers(DEFAULT_DAEMON, token):
+                attach = DEFAULT_DAEMON
     except UsageError as e:
         print(f"minertop: error: {e}", file=sys.stderr)
         return 2
@@ -302,12 +409,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.once:
         try:
+            if attach is not None:
+                return asyncio.run(_once_attached(attach, token, args.json))
             return asyncio.run(_once(spec, args.json))
         except KeyboardInterrupt:
             return 130
     from tui.app import run_app
 
-    return run_app(spec)
+    return run_app(spec, attach=attach, token=token)
+
+
+def resolve_display(args: argparse.Namespace) -> SourceSpec:
+    """The spec of an attached dashboard: no sources of its own, only how to draw."""
+    ascii_only = (not locale_is_utf8(os.environ)) if args.ascii is None else args.ascii
+    return SourceSpec(kind="daemon", url=args.attach or DEFAULT_DAEMON, ascii=ascii_only,
+                      mouse=args.mouse)
+
+
+async def _once_attached(url: str, token: str | None, as_json: bool) -> int:
+    """``--attach URL --once``: the daemon's last completed cycle."""
+    from tui.remote import RemoteError, fetch_snapshot, fetch_view
+
+    try:
+        if as_json:
+            doc = await fetch_snapshot(url, token)
+            print(json.dumps(doc, indent=2, ensure_ascii=False))
+            return 0
+        view = await fetch_view(url, token)
+    except RemoteError as e:
+        print(f"minertop: {e}", file=sys.stderr)
+        return 1
+    return print_view(view, as_json=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

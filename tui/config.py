@@ -23,11 +23,21 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from tui.alerts import AlertRules
 from tui.catalog import Catalog, ModelSpec, normalise
+from tui.notify import (
+    DEFAULT_SMTP_PORT,
+    EVENT_KINDS,
+    NOTIFY_KINDS,
+    NTFY_PRIORITIES,
+    SEVERITIES,
+    NotifyConfig,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,6 +104,8 @@ class SiteConfig:
     #: Raw ``[keys]`` table, reserved for a later feature.
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
     alerts: AlertRules = field(default_factory=AlertRules)
+    #: ``[[notify]]``: where alert events are sent (see :mod:`tui.notify`).
+    notify: tuple[NotifyConfig, ...] = ()
 
     def electricity_for(self, rig: RigConfig | None) -> float:
         if rig is not None and rig.electricity_usd_kwh is not None:
@@ -545,7 +557,7 @@ _RIG_KEYS = (
 )
 _SCAN_KEYS = ("cidr", "port", "kind")
 _MODEL_KEYS = ("hashrate_ths", "power_w", "source")
-_TOP_KEYS = ("site", "poll", "rigs", "scans", "models", "alerts", *EXTRA_TABLES)
+_TOP_KEYS = ("site", "poll", "rigs", "scans", "models", "alerts", "notify", *EXTRA_TABLES)
 
 MAX_POWER_W = 100_000.0
 MAX_HASHRATE_THS = 100_000.0
@@ -582,7 +594,12 @@ def _array_of_tables(c: _Checker, data: dict[str, Any], key: str) -> list[tuple[
     return out
 
 
-def _validate(data: dict[str, Any], c: _Checker, path: Path | None) -> SiteConfig | None:
+def _validate(
+    data: dict[str, Any],
+    c: _Checker,
+    path: Path | None,
+    environ: Mapping[str, str] = os.environ,
+) -> SiteConfig | None:
     c.keys((), data, _TOP_KEYS, required=("site",))
 
     # [site]
@@ -808,6 +825,7 @@ def _validate(data: dict[str, Any], c: _Checker, path: Path | None) -> SiteConfi
         scans.append(ScanRange(cidr, port, kind))
 
     alerts = _alerts(c, data, path)
+    notify = _notify(c, data, environ)
     extra = {k: data[k] for k in EXTRA_TABLES if k in data}
     if "keys" in data:
         from tui.commands import parse_keymap
@@ -834,6 +852,7 @@ def _validate(data: dict[str, Any], c: _Checker, path: Path | None) -> SiteConfi
         path=path,
         extra=extra,
         alerts=alerts,
+        notify=notify,
     )
 
 
@@ -961,6 +980,410 @@ def _check_log_file(c: _Checker, path: KeyPath, v: object, config: Path | None) 
     return p
 
 
+# --------------------------------------------------------------------------- [[notify]]
+
+#: Keys every ``[[notify]]`` table takes, then each kind's own.
+_NOTIFY_COMMON = ("kind", "name", "min_severity", "kinds", "events")
+_NOTIFY_KEYS: dict[str, tuple[str, ...]] = {
+    "webhook": ("url", "headers", "headers_env"),
+    "ntfy": ("url", "title", "priority", "tags", "token_env"),
+    "slack": ("url", "url_env"),
+    "email": (
+        "host",
+        "port",
+        "starttls",
+        "username",
+        "password_env",
+        "from",
+        "to",
+        "subject_prefix",
+    ),
+}
+_URL_EXAMPLES = {
+    "webhook": "https://ops.example.com/minertop",
+    "ntfy": "https://ntfy.sh/my-site-alerts",
+    "slack": "https://hooks.slack.com/services/...",
+}
+_NOT_SHOWN = "(the value is not repeated here: it may be a secret)"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+_RESERVED_HEADERS = ("host", "content-length", "transfer-encoding", "connection")
+_EMAIL_ADDR = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+")
+MAX_RECIPIENTS = 50
+
+
+def _notify(
+    c: _Checker, data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[NotifyConfig, ...]:
+    """The ``[[notify]]`` destinations (see :mod:`tui.notify` for what each key does)."""
+    out: list[NotifyConfig] = []
+    names_seen: dict[str, KeyPath] = {}
+    for i, t in _array_of_tables(c, data, "notify"):
+        np: KeyPath = ("notify", i)
+        before = len(c.issues)
+        if "password" in t:
+            c.err(
+                np + ("password",),
+                "a password doesn't belong in the config file: put it in an environment "
+                "variable and give that variable's name in password_env",
+            )
+        if "kind" not in t:
+            c.err(np + ("kind",), "missing (required): one of " + ", ".join(NOTIFY_KINDS))
+            continue
+        kind = c.choice(np + ("kind",), t["kind"], NOTIFY_KINDS)
+        if kind is None:
+            continue
+        allowed = (*_NOTIFY_COMMON, *_NOTIFY_KEYS[kind])
+        c.keys(np, {k: v for k, v in t.items() if k != "password"}, allowed)
+        name = _get(c, np, t, "name", lambda p, v: c.string(p, v, max_len=64), f"{kind}[{i}]")
+        min_sev = _get(
+            c, np, t, "min_severity", lambda p, v: c.choice(p, v, SEVERITIES), "warning"
+        )
+        kinds = _get(c, np, t, "kinds", lambda p, v: _check_alert_kinds(c, p, v), None)
+        events = _get(c, np, t, "events", lambda p, v: _check_events(c, p, v), EVENT_KINDS)
+        fields: dict[str, Any] = {}
+        if kind in ("webhook", "ntfy"):
+            if "url" not in t:
+                c.err(np + ("url",), "missing (required)")
+            else:
+                fields["url"] = _check_url(c, np + ("url",), t["url"], kind)
+        if kind == "webhook":
+            headers = _get(c, np, t, "headers", lambda p, v: _check_headers(c, p, v), ())
+            fields["headers"] = headers
+            fields["headers_env"] = (
+                _check_headers_env(c, np + ("headers_env",), t["headers_env"], environ,
+                                   headers or ())
+                if "headers_env" in t
+                else ()
+            )
+        elif kind == "ntfy":
+            fields["title"] = _get(c, np, t, "title", lambda p, v: c.string(p, v), None)
+            fields["priority"] = _get(
+                c, np, t, "priority", lambda p, v: _check_priority(c, p, v), None
+            )
+            fields["tags"] = _get(c, np, t, "tags", lambda p, v: _check_tags(c, p, v), ())
+            fields["token_env"] = _get(
+                c, np, t, "token_env", lambda p, v: _check_env(c, p, v, environ), None
+            )
+        elif kind == "slack":
+            if "url" in t and "url_env" in t:
+                c.err(np + ("url_env",), "give url or url_env, not both")
+            elif "url" in t:
+                fields["url"] = _check_url(c, np + ("url",), t["url"], kind)
+            elif "url_env" in t:
+                var = _check_env(c, np + ("url_env",), t["url_env"], environ)
+                fields["url_env"] = var
+                if var is not None and var in environ:
+                    problem = _url_problem(environ[var], kind)
+                    if problem:
+                        c.err(
+                            np + ("url_env",),
+                            f"environment variable {var} should hold the webhook URL, "
+                            f"but {problem} {_NOT_SHOWN}",
+                        )
+            else:
+                c.err(
+                    np + ("url",),
+                    "missing (required): the incoming-webhook URL, or url_env naming the "
+                    "environment variable that holds it (it is a secret)",
+                )
+        elif kind == "email":
+            fields.update(_notify_email(c, np, t, environ))
+        if name is not None and name in names_seen:
+            c.err(
+                np + ("name",) if "name" in t else np,
+                f"duplicate notify name {_show(name)}{c.also(names_seen[name])}",
+            )
+        elif name is not None:
+            names_seen[name] = np + ("name",) if "name" in t else np
+        if len(c.issues) > before:
+            continue  # every invalid value was reported; nothing is built from it
+        out.append(
+            NotifyConfig(
+                kind=kind,
+                name=name,
+                min_severity=min_sev,
+                kinds=kinds,
+                events=events,
+                **fields,
+            )
+        )
+    return tuple(out)
+
+
+def _notify_email(
+    c: _Checker, np: KeyPath, t: dict[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    f: dict[str, Any] = {}
+    if "host" not in t:
+        c.err(np + ("host",), "missing (required): the SMTP server's host name")
+    else:
+        host = c.string(np + ("host",), t["host"], max_len=253)
+        if host is not None and canonical_host(host) is None:
+            c.err(np + ("host",), _host_problem(host))
+            host = None
+        f["host"] = host
+    f["port"] = _get(
+        c, np, t, "port", lambda p, v: c.integer(p, v, 1, 65535), DEFAULT_SMTP_PORT
+    )
+    f["starttls"] = _get(c, np, t, "starttls", lambda p, v: _check_bool(c, p, v), True)
+    user = _get(c, np, t, "username", lambda p, v: c.string(p, v, max_len=254), MISSING)
+    pw_env = _get(
+        c, np, t, "password_env", lambda p, v: _check_env(c, p, v, environ), MISSING
+    )
+    if user is not MISSING and pw_env is MISSING:
+        c.err(
+            np + ("password_env",),
+            "missing: username is set, so password_env (the name of the environment "
+            "variable holding the password) is required",
+        )
+    if pw_env is not MISSING and user is MISSING:
+        c.err(np + ("username",), "missing: password_env is set, so username is required")
+    if user is not MISSING and f["starttls"] is False:
+        c.err(
+            np + ("starttls",),
+            "false with a username would send the password unencrypted: use starttls = true "
+            "(or no username, for a relay that needs no login)",
+        )
+    if user is not MISSING:
+        f["username"] = user
+    if pw_env is not MISSING:
+        f["password_env"] = pw_env
+    if "from" not in t:
+        c.err(np + ("from",), 'missing (required): the sender, e.g. "alerts@example.com"')
+    else:
+        f["sender"] = _check_address(c, np + ("from",), t["from"])
+    if "to" not in t:
+        c.err(np + ("to",), 'missing (required): a recipient or a list of them')
+    else:
+        f["to"] = _check_recipients(c, np + ("to",), t["to"])
+    if "subject_prefix" in t:
+        f["subject_prefix"] = c.string(np + ("subject_prefix",), t["subject_prefix"], max_len=64)
+    return f
+
+
+def _url_problem(v: str, kind: str) -> str | None:
+    """Why ``v`` is no good as ``kind``'s URL (never quoting it: it may hold a secret)."""
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in v):
+        return "it contains spaces or control characters"
+    try:
+        u = urlsplit(v)
+        host = u.hostname
+        u.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "it is not a valid URL"
+    if u.scheme not in ("http", "https"):
+        return "it doesn't start with http:// or https://"
+    if not host:
+        return "it has no host name"
+    if kind == "ntfy" and not u.path.strip("/"):
+        return "it has no topic after the host"
+    return None
+
+
+def _check_url(c: _Checker, path: KeyPath, v: object, kind: str) -> str | None:
+    expected = f'expected an http:// or https:// URL like "{_URL_EXAMPLES[kind]}"'
+    if not isinstance(v, str) or not v.strip():
+        c.err(path, f"{expected}, got {_show(v) if not isinstance(v, str) else 'nothing'}")
+        return None
+    problem = _url_problem(v.strip(), kind)
+    if problem:
+        c.err(path, f"{expected}, but {problem} {_NOT_SHOWN}")
+        return None
+    return v.strip()
+
+
+def _check_env(
+    c: _Checker, path: KeyPath, v: object, environ: Mapping[str, str]
+) -> str | None:
+    """The name of an environment variable that is set (its value is never shown)."""
+    if not isinstance(v, str) or not _ENV_NAME.fullmatch(v):
+        c.err(
+            path,
+            "expected the name of an environment variable (letters, digits and _, e.g. "
+            f"MINERTOP_SMTP_PASSWORD), not the secret itself {_NOT_SHOWN}",
+        )
+        return None
+    if v not in environ:
+        c.err(path, f"environment variable {v} is not set")
+        return None
+    if not environ[v]:
+        c.err(path, f"environment variable {v} is empty")
+        return None
+    return v
+
+
+def _header_value_ok(v: object) -> bool:
+    return (
+        isinstance(v, str)
+        and bool(v.strip())
+        and len(v) <= 4096
+        and all(32 <= ord(ch) < 127 or 0xA0 <= ord(ch) <= 0xFF or ch == "\t" for ch in v)
+    )
+
+
+def _check_header_name(c: _Checker, path: KeyPath, k: str) -> bool:
+    if not _HEADER_NAME.fullmatch(k):
+        c.err(path, f"expected an HTTP header name like X-Api-Key, got {_show(k)}")
+        return False
+    if k.lower() in _RESERVED_HEADERS:
+        c.err(path, f"the {k} header is set by minertop, not by the config")
+        return False
+    return True
+
+
+def _check_headers(c: _Checker, path: KeyPath, v: object) -> tuple[tuple[str, str], ...] | None:
+    t = c.table(path, v)
+    if t is None:
+        return None
+    out: list[tuple[str, str]] = []
+    ok = True
+    for k, hv in t.items():
+        if not _check_header_name(c, path + (k,), k):
+            ok = False
+        elif not _header_value_ok(hv):
+            c.err(
+                path + (k,),
+                "expected a header value: a string of printable characters on one line"
+                + (f" {_NOT_SHOWN}" if isinstance(hv, str) else f", got {_show(hv)}"),
+            )
+            ok = False
+        else:
+            out.append((k, hv))
+    return tuple(out) if ok else None
+
+
+def _check_headers_env(
+    c: _Checker,
+    path: KeyPath,
+    v: object,
+    environ: Mapping[str, str],
+    plain: tuple[tuple[str, str], ...],
+) -> tuple[tuple[str, str], ...] | None:
+    t = c.table(path, v)
+    if t is None:
+        return None
+    taken = {k.lower() for k, _v in plain}
+    out: list[tuple[str, str]] = []
+    ok = True
+    for k, var in t.items():
+        hp = path + (k,)
+        if not _check_header_name(c, hp, k):
+            ok = False
+            continue
+        if k.lower() in taken:
+            c.err(hp, f"the {k} header is also given in headers: keep one")
+            ok = False
+            continue
+        name = _check_env(c, hp, var, environ)
+        if name is None:
+            ok = False
+        elif not _header_value_ok(environ[name]):
+            c.err(
+                hp,
+                f"environment variable {name} should hold a header value (printable "
+                f"characters on one line), but it doesn't {_NOT_SHOWN}",
+            )
+            ok = False
+        else:
+            out.append((k, name))
+    return tuple(out) if ok else None
+
+
+def _check_priority(c: _Checker, path: KeyPath, v: object) -> int | None:
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5:
+        return v
+    if isinstance(v, str) and v.strip().lower() in NTFY_PRIORITIES:
+        return NTFY_PRIORITIES[v.strip().lower()]
+    names = ", ".join(f'"{n}"' for n in NTFY_PRIORITIES if n != "max")
+    c.err(path, f"expected 1–5 or one of {names}, got {_show(v)}")
+    return None
+
+
+def _check_string_list(
+    c: _Checker, path: KeyPath, v: object, what: str, max_items: int = 50
+) -> list[tuple[KeyPath, str]] | None:
+    """The items of a non-empty array of strings (shape only)."""
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or len(v) > max_items:
+        c.err(path, f"expected an array of 1–{max_items} {what}, got {_show(v)}")
+        return None
+    out = []
+    for j, item in enumerate(v):
+        if not isinstance(item, str):
+            c.err(path + (j,), f"expected a string ({what}), got {_show(item)}")
+            return None
+        out.append((path + (j,), item))
+    return out
+
+
+def _check_tags(c: _Checker, path: KeyPath, v: object) -> tuple[str, ...] | None:
+    items = _check_string_list(c, path, v, "tags", 20)
+    if items is None:
+        return None
+    out = []
+    for p, tag in items:
+        tag = tag.strip()
+        if not tag or len(tag) > 64 or "," in tag or not all(32 <= ord(ch) < 127 for ch in tag):
+            c.err(p, f"expected a tag of 1–64 ASCII characters without commas, got {_show(tag)}")
+            return None
+        out.append(tag)
+    return tuple(out)
+
+
+def _check_alert_kinds(c: _Checker, path: KeyPath, v: object) -> tuple[str, ...] | None:
+    items = _check_string_list(c, path, v, 'alert kinds like "offline", "temp"')
+    if items is None:
+        return None
+    out: list[str] = []
+    for p, k in items:
+        k = c.string(p, k, max_len=32)
+        if k is None:
+            return None
+        if k not in out:
+            out.append(k)
+    return tuple(out)
+
+
+def _check_events(c: _Checker, path: KeyPath, v: object) -> tuple[str, ...] | None:
+    items = _check_string_list(c, path, v, 'events ("fired", "cleared")', 2)
+    if items is None:
+        return None
+    out: list[str] = []
+    for p, e in items:
+        if c.choice(p, e, EVENT_KINDS) is None:
+            return None
+        if e not in out:
+            out.append(e)
+    return tuple(out)
+
+
+def _check_address(c: _Checker, path: KeyPath, v: object) -> str | None:
+    expected = 'expected an email address like "alerts@example.com" or "minertop <a@example.com>"'
+    if not isinstance(v, str) or any(ord(ch) < 32 or ord(ch) == 127 for ch in v) or len(v) > 320:
+        c.err(path, f"{expected}, got {_show(v)}")
+        return None
+    _name, addr = parseaddr(v.strip())
+    if not _EMAIL_ADDR.fullmatch(addr):
+        c.err(path, f"{expected}, got {_show(v)}")
+        return None
+    return v.strip()
+
+
+def _check_recipients(c: _Checker, path: KeyPath, v: object) -> tuple[str, ...] | None:
+    items = _check_string_list(c, path, v, "email addresses", MAX_RECIPIENTS)
+    if items is None:
+        return None
+    out = []
+    for p, item in items:
+        a = _check_address(c, p if isinstance(v, list) else path, item)
+        if a is None:
+            return None
+        out.append(a)
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- loading
 
 _SYNTAX_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -1003,13 +1426,20 @@ def load_config(
         raise ConfigError(
             [ConfigIssue(shown, None, None, "", f"can't read: {e.strerror or e}")], p
         ) from None
-    return parse_config(raw, path=p, shown=shown)
+    return parse_config(raw, path=p, shown=shown, environ=environ)
 
 
 def parse_config(
-    source: bytes | str, *, path: Path | None = None, shown: str | None = None
+    source: bytes | str,
+    *,
+    path: Path | None = None,
+    shown: str | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> SiteConfig:
-    """Validate config text (``path`` is recorded in the result and used in messages)."""
+    """Validate config text (``path`` is recorded in the result and used in messages).
+
+    ``environ`` is where the secrets named by ``[[notify]]``'s ``*_env`` keys must be set.
+    """
     shown = shown or (display_path(path) if path is not None else "<config>")
     if isinstance(source, bytes):
         try:
@@ -1028,7 +1458,7 @@ def parse_config(
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([_syntax_issue(shown, text, e)], path) from None
     checker = _Checker(shown, _Locator(text))
-    cfg = _validate(data, checker, path)
+    cfg = _validate(data, checker, path, environ)
     if checker.issues or cfg is None:
         issues = checker.issues or [ConfigIssue(shown, None, None, "", "invalid configuration")]
         issues.sort(key=lambda i: i.line or 0)
@@ -1095,6 +1525,45 @@ hold_s = 60                          # a condition must last this long to fire, 
                                      # this long to clear: noisy readings don't flap
 bell = false                         # ring the terminal bell when an alert fires
 # log_file = "~/.local/state/minertop/alerts.log"  # append a line per alert (default: none)
+
+# Notifications (none by default): each [[notify]] gets one message per poll cycle with that
+# cycle's alerts (a digest when there are several).  A destination that is down is retried
+# with backoff and never delays polling.  Secrets stay out of this file: name environment
+# variables instead (password_env, token_env, url_env, headers_env); one that isn't set is
+# an error at start-up.  Every destination also takes: name (a label for logs and status),
+# min_severity = "warning" (default) or "critical", kinds = ["offline", "temp", ...] (default
+# all: offline, margin, temp, hashrate, drift, retarget), events = ["fired", "cleared"].
+#
+# [[notify]]
+# kind = "ntfy"                        # phone push via https://ntfy.sh or your own server
+# url = "https://ntfy.sh/texas-a-7f3kq9"  # the topic URL: pick a hard-to-guess topic
+# min_severity = "critical"
+# # title = "Texas-A"                  # default: the summary line
+# # priority = "high"                  # 1-5 or min/low/default/high/urgent (default: urgent
+# #                                    # when a critical alert fired, else default)
+# # tags = ["pick"]                    # default: rotating_light / warning / white_check_mark
+# # token_env = "MINERTOP_NTFY_TOKEN"  # access token for a protected topic
+#
+# [[notify]]
+# kind = "slack"                       # Slack, Mattermost or Discord (".../slack") webhook
+# url_env = "MINERTOP_SLACK_URL"       # the webhook URL is a secret (or: url = "https://...")
+# kinds = ["offline", "temp"]
+#
+# [[notify]]
+# kind = "webhook"                     # POST JSON to your own endpoint (see the README)
+# url = "https://ops.example.com/minertop"
+# headers = { X-Site = "texas-a" }
+# headers_env = { Authorization = "MINERTOP_WEBHOOK_AUTH" }  # header = variable holding it
+#
+# [[notify]]
+# kind = "email"
+# host = "smtp.example.com"
+# port = 587                           # default 587, with STARTTLS (starttls = true)
+# username = "alerts@example.com"
+# password_env = "MINERTOP_SMTP_PASSWORD"  # never the password itself
+# from = "minertop <alerts@example.com>"
+# to = ["ops@example.com", "oncall@example.com"]
+# subject_prefix = "[mine]"
 
 # Rigs listed one by one.
 #   kind = "cgminer": the miner API on TCP 4028 (Antminer, Whatsminer, Avalon, Braiins OS,

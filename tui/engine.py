@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from tui import wire
 from tui.alerts import (
     Alert,
     AlertEngine,
@@ -47,6 +48,7 @@ from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
 from tui.sources.rigs import RigFleet
 from tui.spec import SourceSpec, make_sources
+from tui.wire import WIRE_VERSION
 
 log = logging.getLogger("minertop")
 
@@ -113,6 +115,60 @@ class EngineView:
 
     def error_for(self, part: str) -> str | None:
         return self.errors.get(part)
+
+    def to_wire(self) -> dict[str, Any]:
+        """This view as JSON-ready data (see :mod:`tui.wire`); the dashboard is left out:
+        the receiving side recomputes it (:func:`view_from_wire`)."""
+        return {
+            "wire": WIRE_VERSION, "seq": self.seq, "time": self.time,
+            "source_label": self.source_label, "paused": self.paused,
+            "chain": wire.encode(self.chain), "price": wire.encode(self.price),
+            "site": wire.encode(self.site), "cycle": self.cycle,
+            "sources": {k: {f: getattr(st, f) for f in SourceState.__slots__}
+                        for k, st in self.sources.items()},
+            "alerts_active": wire.encode(self.alerts_active),
+            "alert_events": wire.encode(self.alert_events),
+            "errors": dict(self.errors), "has_site": self.has_site,
+        }
+
+
+def view_from_wire(doc: Any, now: float) -> EngineView:
+    """An :class:`EngineView` from :meth:`EngineView.to_wire` data (raises
+    :class:`~tui.wire.WireError` on anything else); the dashboard is recomputed at ``now``."""
+    if not isinstance(doc, dict):
+        raise wire.WireError("expected an object")
+    if doc.get("wire") != WIRE_VERSION:
+        raise wire.WireError(f"view format {doc.get('wire')!r}, this minertop reads "
+                             f"{WIRE_VERSION} (upgrade the older side)")
+    try:
+        chain = wire.decode(doc["chain"])
+        price = wire.decode(doc["price"])
+        site = wire.decode(doc["site"])
+        if chain is not None and not isinstance(chain, ChainSnapshot):
+            raise wire.WireError("chain: not a chain snapshot")
+        if price is not None and not isinstance(price, PriceSnapshot):
+            raise wire.WireError("price: not a price snapshot")
+        if site is not None and not isinstance(site, SiteView):
+            raise wire.WireError("site: not a site view")
+        if site is not None:
+            site = replace(site, counts=dict(site.counts))
+        sources = {}
+        for k, st in wire.read_only(doc["sources"]).items():
+            sources[str(k)] = SourceState(**{f: st[f] for f in SourceState.__slots__})
+        errors = {str(k): str(v) for k, v in wire.read_only(doc["errors"]).items()}
+        dashboard = compute(chain, price, now) if chain is not None else None
+        return EngineView(
+            seq=int(doc["seq"]), time=float(doc["time"]),
+            source_label=str(doc["source_label"]), paused=bool(doc["paused"]), chain=chain,
+            price=price, dashboard=dashboard, site=site, cycle=bool(doc["cycle"]),
+            sources=MappingProxyType(sources),
+            alerts_active=tuple(wire.decode(doc["alerts_active"])),
+            alert_events=tuple(wire.decode(doc["alert_events"])),
+            errors=MappingProxyType(errors), has_site=bool(doc["has_site"]))
+    except wire.WireError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise wire.WireError(f"malformed view: {type(e).__name__}: {e}") from None
 
 
 Subscriber = Callable[[EngineView], None]
@@ -607,6 +663,26 @@ class Engine:
             epoch_drift_pct=d.drift.epoch_drift_pct,
             retarget_eta_unix=rt.projection.estimated_retarget_time if rt else None,
             retarget_change_pct=rt.projection.difficulty_change if rt else None)
+
+
+def view_document(view: EngineView) -> dict[str, Any] | None:
+    """The ``--once --json`` document of a view (None: no chain data yet).  The daemon's
+    ``/api/v1/snapshot`` serves exactly this."""
+    from tui.dashboard import to_json
+
+    if view.dashboard is None:
+        return None
+    doc = to_json(view.dashboard)
+    price = view.sources.get("price")
+    if price is not None and price.error:
+        doc["price_error"] = price.error
+    if view.site is not None:
+        from tui.site import site_json
+
+        doc["site"], doc["rigs"] = site_json(view.site)
+    if view.errors:
+        doc["errors"] = dict(view.errors)
+    return doc
 
 
 async def run_once(spec: SourceSpec, *, clock: Callable[[], float] = time.time,

@@ -77,8 +77,9 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
     grid.add_row("", Text(f"{n} readings over {fmt_duration(span)}", style="dim"))
     grid.add_row("", "")
     if history.errors:
+        fmt = "%d %b %H:%M" if span > 86400 else "%H:%M:%S"
         for when, msg in list(history.errors)[-10:]:
-            grid.add_row(time.strftime("%H:%M:%S", time.localtime(when)),
+            grid.add_row(time.strftime(fmt, time.localtime(when)),
                          Text(safe(msg), style="red"))
     else:
         grid.add_row("errors", Text("none this session", style="dim"))
@@ -86,7 +87,13 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
 
 
 class RigDetailScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "dismiss", "back"),
+        Binding("h", "span('hour')", "hour"),
+        Binding("d", "span('day')", "day"),
+        Binding("w", "span('week')", "week"),
+        Binding("m", "span('month')", "month"),
+    ]
     DEFAULT_CSS = """
     RigDetailScreen > VerticalScroll { border: round $accent; padding: 0 1; }
     """
@@ -107,6 +114,12 @@ class RigDetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.refresh_detail(self.row, self.history, self.now)
+
+    def action_span(self, name: str) -> None:
+        """How far back the history goes (the app asks its engine)."""
+        setter = getattr(self.app, "set_history_span", None)
+        if setter is not None:
+            setter(name)
 
     def refresh_detail(self, row: RigRow, history: RigHistory, now: float) -> None:
         self.row, self.history, self.now = row, history, now

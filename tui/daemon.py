@@ -1,0 +1,412 @@
+"""``minertop daemon``: the engine headless, with history, an HTTP API and notifications.
+
+It runs the same :class:`~tui.engine.Engine` as the dashboard, and on every completed poll
+cycle:
+
+- records the rigs' readings, the site totals, the chain and price figures and the alert
+  events in the SQLite history (:mod:`tui.store`, written in a thread, one transaction per
+  cycle; a full disk or a read-only file never stops polling or alerting);
+- hands the cycle's alert events to the notifiers (:mod:`tui.notify`: queued, never waited
+  for);
+- keeps the ``--once --json`` document of that cycle for ``GET /api/v1/snapshot`` (a request
+  never triggers polling), and the view for attached dashboards (``GET /api/v1/view``).
+
+Signals: SIGTERM and SIGINT stop it (exit 0 within a few seconds); SIGHUP re-reads the
+config, and a bad new config is reported while the old one keeps running.  No terminal is
+needed and nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui import __version__
+from tui.alerts import AlertEvent
+from tui.engine import Engine, EngineView, view_document
+from tui.spec import SourceSpec
+from tui.store import (
+    ChainPoint,
+    EventRecord,
+    HistoryStore,
+    RigPoint,
+    SitePoint,
+    StoreError,
+)
+
+log = logging.getLogger("minertop")
+
+#: Seconds between two compactions of the history (roll-ups into 5-min and hourly rows).
+COMPACT_EVERY_S = 300.0
+#: Cycles waiting for the store writer beyond this are dropped (with a log line).
+STORE_QUEUE = 64
+
+
+def default_db_path() -> Path:
+    """``$XDG_STATE_HOME/minertop/history.db`` (platformdirs' user state dir)."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("minertop", appauthor=False)) / "history.db"
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    host: str = "127.0.0.1"
+    port: int = 9184
+    token: str | None = None
+    db_path: Path | None = None  #: None: the default location
+
+
+def _event_record(e: AlertEvent) -> EventRecord:
+    a = e.alert
+    return EventRecord(time=e.time, kind=e.kind, key=a.key, subject=a.subject,
+                       alert_kind=a.kind, severity=a.severity, message=a.message)
+
+
+def cycle_points(view: EngineView) -> tuple[list[RigPoint], SitePoint | None, ChainPoint | None]:
+    """What one cycle adds to the history (pure)."""
+    rigs: list[RigPoint] = []
+    site = None
+    if view.site is not None:
+        for r in view.site.rows:
+            rigs.append(RigPoint(rig_id=r.rig_id, hashrate_ths=r.hashrate_ths,
+                                 power_w=r.power_w, temp_max_c=r.temp_max, status=r.status,
+                                 margin_usd_day=r.margin))
+        t = view.site.totals
+        counts = view.site.counts
+        site = SitePoint(
+            hashrate_ths=view.site.live_ths, power_w=view.site.live_power_w,
+            margin_usd_day=t.margin_usd_day, margin_after_usd_day=t.margin_after_retarget_usd_day,
+            rigs_total=len(view.site.rows), rigs_ok=counts.get("ok", 0),
+            rigs_down=counts.get("offline", 0) + counts.get("error", 0),
+            production_cost_usd_btc=t.production_cost_usd_per_btc)
+    chain = None
+    d = view.dashboard
+    if d is not None:
+        rt = d.retarget
+        chain = ChainPoint(
+            tip_height=d.chain.tip_height, difficulty=d.chain.tip.difficulty,
+            hashrate_1d_hs=d.hashrate.windows.get("1d"),
+            price_usd=d.price.usd if d.price else None,
+            hashprice_usd_ph_day=d.hashprice.usd_per_ph_day,
+            retarget_change_pct=rt.projection.difficulty_change if rt else None,
+            epoch_drift_pct=d.drift.epoch_drift_pct)
+    return rigs, site, chain
+
+
+class Daemon:
+    """The running daemon: engine, store, notifiers and API (see the module notes)."""
+
+    def __init__(self, spec: SourceSpec, options: DaemonOptions, *,
+                 reload: Callable[[], SourceSpec] | None = None,
+                 clock: Callable[[], float] = time.time,
+                 engine_factory: Callable[[SourceSpec], Engine] | None = None) -> None:
+        self.spec = spec
+        self.options = options
+        self.reload_spec = reload
+        self.clock = clock
+        self._engine_factory = engine_factory or (lambda s: Engine(s, clock=clock))
+        self.engine: Engine | None = None
+        self.store: HistoryStore | None = None
+        self.api: Any = None
+        self.notify: Any = None
+        self.started_at = clock()
+        self._stop = asyncio.Event()
+        self._store_q: asyncio.Queue[tuple[float, EngineView, list[AlertEvent]]] = \
+            asyncio.Queue(maxsize=STORE_QUEUE)
+        self._events: list[AlertEvent] = []  #: events since the last recorded cycle
+        self._doc_view: EngineView | None = None
+        self._doc: dict[str, Any] | None = None
+        self._doc_seq = -1
+        self._wire: dict[str, Any] | None = None
+        self._wire_seq = -1
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._store_dropped = 0
+        self.cycles = 0
+        self.cycle_s: float | None = None  #: duration of the last rig poll cycle
+        self._reloading = False
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        """Open the store, listen, start the engine and the notifiers.  Raises
+        :class:`~tui.store.StoreError` or :class:`~tui.api.ListenError` (one line each)."""
+        from tui.api import ApiServer
+
+        path = self.options.db_path or default_db_path()
+        self.store = await asyncio.to_thread(HistoryStore, path, clock=self.clock)
+        log.info("history in %s", path)
+        self.api = ApiServer(_Backend(self), self.options.host, self.options.port,
+                             token=self.options.token, logger=log, clock=self.clock)
+        try:
+            await self.api.start()
+        except BaseException:
+            await asyncio.to_thread(self.store.close)
+            raise
+        self._start_notify(self.spec)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._store_writer(),
+                                                                  name="minertop-store"))
+        await self._start_engine(self.spec)
+        log.info("minertop %s daemon running: %s, API on %s%s", __version__,
+                 self.engine.source_label if self.engine else "?", self.api.url,
+                 " (token required)" if self.options.token else "")
+
+    async def _start_engine(self, spec: SourceSpec, previous: Engine | None = None) -> None:
+        engine = self._engine_factory(spec)
+        if previous is not None:  # keep what the old engine knew: alert states, history
+            rules = engine.alerts.rules
+            engine.alerts = previous.alerts
+            engine.alerts.rules = rules
+            engine.rig_history = previous.rig_history
+        self.engine = engine
+        self._unsubscribe = engine.subscribe(self._on_view)
+        await engine.start()
+
+    def _start_notify(self, spec: SourceSpec) -> None:
+        configs = spec.site.notify if spec.site is not None else ()
+        if not configs:
+            self.notify = None
+            return
+        from tui.notify import NotifyHub
+
+        self.notify = NotifyHub(configs, site_name=spec.site.name if spec.site else "site",
+                                clock=self.clock)
+        self._tasks.append(asyncio.get_running_loop().create_task(
+            self.notify.start(), name="minertop-notify-start"))
+        log.info("notifying %s", ", ".join(f"{c.name} ({c.kind})" for c in configs))
+
+    async def run(self) -> int:
+        """Until SIGTERM/SIGINT: 0.  Start-up problems raise (the CLI prints one line)."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._signalled, sig)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, self._hup)
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
+        return 0
+
+    def _signalled(self, sig: signal.Signals) -> None:
+        if not self._stop.is_set():
+            log.info("%s: stopping", signal.Signals(sig).name)
+        self._stop.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _hup(self) -> None:
+        if self._reloading:
+            return
+        self._reloading = True
+        task = asyncio.get_running_loop().create_task(self.reload(), name="minertop-reload")
+        task.add_done_callback(lambda t: setattr(self, "_reloading", False))
+
+    async def reload(self) -> bool:
+        """SIGHUP: re-read the config; a bad one is reported and the old one keeps running."""
+        if self.reload_spec is None:
+            log.info("SIGHUP: nothing to reload (no config file)")
+            return False
+        try:
+            spec = self.reload_spec()
+        except Exception as e:  # a ConfigError or UsageError: one line, keep running
+            log.error("config reload failed, keeping the running config: %s", e)
+            return False
+        log.info("SIGHUP: config re-read, restarting the polls")
+        old = self.engine
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if old is not None:
+            await old.stop()
+        self.spec = spec
+        if self.notify is not None:
+            await self.notify.stop(timeout=2)
+        self._start_notify(spec)
+        await self._start_engine(spec, previous=old)
+        return True
+
+    async def stop(self) -> None:
+        """Bounded: stop polling, stop listening, flush the history, stop notifying."""
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.engine.stop(), 5)
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.api.stop(), 3)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.notify is not None:
+            try:
+                await self.notify.stop(timeout=2)  # bounded: one last try, then gone
+            except Exception:
+                log.exception("stopping the notifiers failed")
+        if self.store is not None:
+            # What the writer had not written yet (a cycle in the queue) goes in now.
+            while not self._store_q.empty():
+                t, view, events = self._store_q.get_nowait()
+                await asyncio.to_thread(self._record, t, view, events)
+            await asyncio.to_thread(self.store.close)
+        log.info("stopped")
+
+    # ------------------------------------------------------------------ cycles
+    def _on_view(self, view: EngineView) -> None:
+        if view.alert_events:
+            self._events.extend(view.alert_events)
+            if self.notify is not None:
+                self.notify.submit(view.alert_events)
+        if view.dashboard is not None and (view.cycle or not view.has_site):
+            self._doc_view = view
+        if not view.cycle:
+            return
+        self.cycles += 1
+        rigs = view.sources.get("rigs")
+        events, self._events = self._events, []
+        try:
+            self._store_q.put_nowait((view.time, view, events))
+        except asyncio.QueueFull:
+            self._store_dropped += 1
+            log.error("history writer is behind: dropped the cycle of %s", time.strftime(
+                "%H:%M:%S", time.localtime(view.time)))
+        if rigs is not None:
+            self.cycle_s = None
+
+    async def _store_writer(self) -> None:
+        last_compact = 0.0
+        was_ok = True
+        while True:
+            t, view, events = await self._store_q.get()
+            ok = await asyncio.to_thread(self._record, t, view, events)
+            status = self.store.status if self.store else None
+            if not ok and was_ok and status is not None:
+                log.error("%s", status.error or "history not written")
+            elif ok and not was_ok:
+                log.info("history is being written again")
+            was_ok = ok
+            now = self.clock()
+            if ok and now - last_compact >= COMPACT_EVERY_S:
+                last_compact = now
+                try:
+                    await asyncio.to_thread(self.store.compact, now)  # type: ignore[union-attr]
+                except Exception:
+                    log.exception("compacting the history failed")
+
+    def _record(self, t: float, view: EngineView, events: list[AlertEvent]) -> bool:
+        assert self.store is not None
+        rigs, site, chain = cycle_points(view)
+        try:
+            return self.store.record_cycle(t, rigs=rigs, site=site, chain=chain,
+                                           events=[_event_record(e) for e in events])
+        except Exception:
+            log.exception("recording the history failed")
+            return False
+
+    # ------------------------------------------------------------------ API views
+    def snapshot_doc(self) -> dict[str, Any] | None:
+        view = self._doc_view
+        if view is None:
+            return None
+        if view.seq != self._doc_seq:  # built once per cycle, shared by every request
+            self._doc = view_document(view)
+            self._doc_seq = view.seq
+        return self._doc
+
+    def wire_doc(self) -> dict[str, Any] | None:
+        view = self.engine.latest if self.engine else None
+        if view is None:
+            return None
+        if view.seq != self._wire_seq:
+            self._wire = view.to_wire()
+            self._wire_seq = view.seq
+        return self._wire
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        now = self.clock()
+        view = self.engine.latest if self.engine else None
+        sources = {}
+        for name, st in (view.sources.items() if view else ()):
+            sources[name] = {
+                "state": "error" if st.error else ("ok" if st.fetched_at else "waiting"),
+                "age_s": None if st.fetched_at is None else round(now - st.fetched_at, 1),
+                "error": st.error, "interval_s": st.interval, "label": st.label}
+        store: dict[str, Any] = {"state": "closed"}
+        if self.store is not None:
+            s = self.store.status
+            store = {"state": "ok" if s.ok else "error", "path": s.path, "error": s.error,
+                     "age_s": None if s.last_write is None else round(now - s.last_write, 1),
+                     "pending_cycles": s.pending_cycles, "size_bytes": s.size_bytes,
+                     "dropped_cycles": self._store_dropped}
+        notifiers = self.notify.status() if self.notify is not None else []
+        degraded = (store.get("state") != "ok" or any(v["state"] == "error"
+                                                      for v in sources.values())
+                    or any(not n.get("ok", True) for n in notifiers)
+                    or bool(view and view.errors))
+        doc = {"service": "minertop", "version": __version__,
+               "status": "degraded" if degraded else "ok",
+               "uptime_s": round(now - self.started_at, 1),
+               "source": view.source_label if view else None, "sources": sources,
+               "store": store, "notifiers": notifiers, "cycles": self.cycles,
+               "errors": dict(view.errors) if view else {}}
+        return True, doc  # 200 while the process serves: the document says what is wrong
+
+
+class _Backend:
+    """What the HTTP API asks of the daemon (see :class:`tui.api.ApiBackend`)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.d.health()
+
+    def snapshot_doc(self) -> dict[str, Any] | None:
+        return self.d.snapshot_doc()
+
+    def view_doc(self) -> dict[str, Any] | None:
+        return self.d.wire_doc()
+
+    async def rig_history(self, rig: str, since: float, until: float) -> dict[str, Any] | None:
+        store = self.d.store
+        if store is None:
+            return None
+        if not await asyncio.to_thread(store.rig_known, rig):
+            return None
+        points = await asyncio.to_thread(store.rig_history, rig, since, until)
+        return {"rig": rig, "since": since, "until": until, "points": points}
+
+    async def site_history(self, since: float, until: float) -> dict[str, Any]:
+        store = self.d.store
+        points = await asyncio.to_thread(store.site_history, since, until) if store else []
+        return {"since": since, "until": until, "points": points}
+
+    async def alerts(self, since: float, until: float | None) -> dict[str, Any]:
+        store = self.d.store
+        events = await asyncio.to_thread(store.alerts, since, until) if store else []
+        view = self.d.engine.latest if self.d.engine else None
+        active = [{"key": a.key, "subject": a.subject, "alert_kind": a.kind,
+                   "severity": a.severity, "message": a.message, "since": a.since}
+                  for a in (view.alerts_active if view else ())]
+        return {"since": since, "until": until, "events": events, "active": active}
+
+
+async def run_daemon(spec: SourceSpec, options: DaemonOptions,
+                     reload: Callable[[], SourceSpec] | None = None) -> int:
+    """The CLI's entry: one line on stderr (through the log) and exit 1 when it can't start."""
+    from tui.api import ListenError
+
+    daemon = Daemon(spec, options, reload=reload)
+    try:
+        return await daemon.run()
+    except (StoreError, ListenError) as e:
+        log.error("%s", e)
+        return 1
