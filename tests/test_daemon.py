@@ -271,3 +271,33 @@ async def test_a_dashboard_attached_to_a_daemon_that_stops_says_so_and_recovers(
         await until(lambda: "DOWN" not in str(app.query_one(HeaderBar).render()),
                     "recovered", timeout=30)
         assert d2.stop() == 0
+
+
+def test_minertop_without_source_flags_attaches_to_a_running_daemon(
+        tmp_path: Path, procs: list[Proc]) -> None:
+    d = demo_daemon(tmp_path, procs)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MINERTOP_DAEMON=d.url,
+               XDG_CONFIG_HOME=str(tmp_path / "nocfg"))
+    r = subprocess.run([sys.executable, "-c", CODE, "--once", "--json"], capture_output=True,
+                       text=True, timeout=30, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["tip_height"] == 935_008 and doc["site"]["name"] == "Texas-A"
+    r = subprocess.run([sys.executable, "-c", CODE, "--once"], capture_output=True,
+                       text=True, timeout=30, env=env, cwd=tmp_path)
+    assert r.returncode == 0 and "Rigs · Texas-A · 48 rigs" in r.stdout
+    assert d.stop() == 0
+
+
+def test_the_systemd_unit_is_sandboxed_and_runs_the_daemon() -> None:
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "contrib/systemd/minertop.service")
+    svc = unit["Service"]
+    assert " daemon " in svc["ExecStart"] and "--db ${STATE_DIRECTORY}" in svc["ExecStart"]
+    assert svc["DynamicUser"] == "yes" and svc["StateDirectory"] == "minertop"
+    assert svc["ProtectSystem"] == "strict" and svc["NoNewPrivileges"] == "yes"
+    assert svc["ExecReload"].endswith("-HUP $MAINPID")
+    assert "token" not in svc["ExecStart"].lower()  # secrets come from EnvironmentFile

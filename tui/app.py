@@ -179,7 +179,8 @@ class MinertopApp(App[int]):
         self.alert_rules = rules
         #: alert events seen this session (from the views), oldest first
         self.alert_history: deque[AlertEvent] = deque(maxlen=500)
-        self._shown: dict[str, object] = {}  #: what each pane last drew (identity)
+        self.notify_alerts = notify_alerts  #: --notify: send [[notify]] from this dashboard
+        self.notifier: Any = None
         self._notified_errors: set[str] = set()
 
     # ------------------------------------------------------------------ engine access
@@ -315,6 +316,12 @@ class MinertopApp(App[int]):
             self.set_keymap(parse_keymap(keys))
         self.set_interval(self.tick_s, self._tick)
         self._unsubscribe = self.engine.subscribe(self._on_engine_view)
+        configs = self.spec.site.notify if self.spec.site is not None else ()
+        if self.notify_alerts and configs:
+            from tui.notify import NotifyHub
+
+            self.notifier = NotifyHub(configs, site_name=self.spec.site.name)  # type: ignore[union-attr]
+            await self.notifier.start()
         self.run_worker(self._start_engine(), name="start", exit_on_error=False)
 
     async def _start_engine(self) -> None:
@@ -427,6 +434,8 @@ class MinertopApp(App[int]):
     # ------------------------------------------------------------------ alerts
     def _publish_alerts(self, events: list[AlertEvent], view: EngineView) -> None:
         self.alert_history.extend(events)
+        if self.notifier is not None:
+            self.notifier.submit(events)
         fired = [e for e in events if e.kind == "fired"]
         if len(fired) > ALERT_TOASTS:
             # Many at once (start-up, a site-wide outage): one summary, not a wall of toasts.
@@ -692,6 +701,11 @@ class MinertopApp(App[int]):
     async def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.notifier is not None:
+            try:
+                await self.notifier.stop(timeout=2)
+            except Exception:
+                log.exception("stopping the notifiers failed")
         try:
             await asyncio.wait_for(self.engine.stop(), 8)
         except Exception:
@@ -719,14 +733,15 @@ def _tty_alive(fd: int) -> bool:
     return True
 
 
-def run_app(spec: SourceSpec, *, attach: str | None = None, token: str | None = None) -> int:
+def run_app(spec: SourceSpec, *, attach: str | None = None, token: str | None = None,
+            notify: bool = False) -> int:
     tune_gc()
     engine = None
     if attach is not None:
         from tui.remote import RemoteEngine
 
         engine = RemoteEngine(attach, token)
-    app = MinertopApp(spec, engine=engine)
+    app = MinertopApp(spec, engine=engine, notify_alerts=notify and attach is None)
     app.freeze_gc_after_start = True
     code = app.run(mouse=spec.mouse)
     if app._startup_error:

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="don't capture the mouse (leaves the terminal's selection alone)")
     p.add_argument("--log", metavar="FILE", type=Path,
                    help="append the log (errors with their tracebacks) to FILE")
+    p.add_argument("--notify", action="store_true",
+                   help="send the config's [[notify]] alerts from this dashboard (the daemon "
+                   "does by default)")
     p.add_argument("--once", action="store_true", help="fetch once, print the numbers, exit")
     p.add_argument("--json", action="store_true", help="with --once: print JSON")
     p.add_argument("--version", action="version", version=f"minertop {__version__}")
@@ -295,7 +298,8 @@ def set_terminal_defaults(environ: dict[str, str] | os._Environ[str] = os.enviro
     environ.setdefault("ESCDELAY", str(ESCDELAY_MS))
 
 
-#: Where a local daemon answers by default (``minertop`` attaches to it when it does).
+#: Where a local daemon answers by default (``minertop`` attaches to it when it does;
+#: ``$MINERTOP_DAEMON`` names another address).
 DEFAULT_DAEMON = "http://127.0.0.1:9184"
 TOKEN_ENV = "MINERTOP_TOKEN"
 
@@ -395,8 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             spec = resolve_display(args)
         else:
             spec = resolve(args)
-            if not _source_given(args) and daemon_answers(DEFAULT_DAEMON, token):
-                attach = DEFAULT_DAEMON
+            local = os.environ.get("MINERTOP_DAEMON") or DEFAULT_DAEMON
+            if not _source_given(args) and daemon_answers(local, token):
+                attach = local
     except UsageError as e:
         print(f"minertop: error: {e}", file=sys.stderr)
         return 2
@@ -416,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     from tui.app import run_app
 
-    return run_app(spec, attach=attach, token=token)
+    return run_app(spec, attach=attach, token=token, notify=args.notify)
 
 
 def resolve_display(args: argparse.Namespace) -> SourceSpec:

@@ -283,8 +283,10 @@ class Engine:
     def _log_alerts(self, events: Sequence[AlertEvent]) -> None:
         """One line per event in the log, and in ``[alerts] log_file`` when configured."""
         for e in events:
+            a = e.alert
             self.log.log(logging.WARNING if e.kind == "fired" else logging.INFO,
-                         "alert %s: %s", e.kind, format_log_line(e).split("\t", 1)[1])
+                         "alert %s (%s) %s: %s", e.kind, a.severity, a.key,
+                         " ".join(a.message.split()))
         path = self.alerts.rules.log_file
         if path is None:
             return

@@ -1,0 +1,134 @@
+"""The daemon in-process with scripted sources: notifications reach a real HTTP server, a
+full disk stops only the history (and it catches up), and the health document says so."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+from aiohttp import web
+
+from tests.conftest import FakeClock
+from tests.fakes import Scripted, price, squeeze_snapshot
+from tests.test_engine import NOW, FakeRigs, a_site
+from tui.alerts import AlertRules
+from tui.daemon import Daemon, DaemonOptions
+from tui.engine import Engine
+from tui.model import RigReading
+from tui.notify import NotifyConfig
+from tui.spec import SourceSpec
+
+
+async def until(cond, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+class Sink:
+    """An HTTP server on loopback that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        async def hook(request: web.Request) -> web.Response:
+            self.bodies.append(await request.json())
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def make_daemon(tmp: Path, site, readings: list[RigReading],  # type: ignore[no-untyped-def]
+                clock: FakeClock | None = None) -> Daemon:
+    spec = SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site)
+    clk = clock or FakeClock(NOW)
+
+    def factory(s: SourceSpec) -> Engine:
+        return Engine(s, sources=(Scripted("c", [squeeze_snapshot(NOW)]),
+                                  Scripted("p", [price()])),
+                      rig_source=FakeRigs(s.site, readings), clock=clk)  # type: ignore[arg-type]
+
+    return Daemon(spec, DaemonOptions(port=0, db_path=tmp / "h.db"), clock=clk,
+                  engine_factory=factory)
+
+
+async def test_alerts_reach_a_webhook_as_one_digest_and_the_history(tmp_path: Path) -> None:
+    sink = Sink()
+    await sink.start()
+    site, readings = a_site(5)
+    for i in (1, 2, 3):  # three rigs down at once: one message, not three
+        readings[i] = RigReading(rig_id=f"r{i}", host=f"127.0.0.{i + 1}", port=4028, time=NOW,
+                                 ok=False, error="connection refused")
+    site = replace(site, alerts=AlertRules(rig_offline_s=0.0, hold_s=0.0),
+                   notify=(NotifyConfig(kind="webhook", name="ops", url=sink.url),))
+    d = make_daemon(tmp_path, site, readings)
+    await d.start()
+    try:
+        await until(lambda: sink.bodies, "the webhook got the alerts")
+        body = sink.bodies[0]
+        offline = [e for e in body["events"] if e["alert_kind"] == "offline"]
+        assert {e["subject"] for e in offline} == {"r1", "r2", "r3"}
+        assert all(e["kind"] == "fired" and e["severity"] == "critical" for e in offline)
+        await until(lambda: d.store is not None and d.store.alerts(0), "events stored")
+        async with httpx.AsyncClient() as c:
+            r = await c.get(d.api.url + f"/api/v1/alerts?since={NOW - 3600}")
+            keys = {e["key"] for e in r.json()["events"]}
+            assert {"rig:r1:offline", "rig:r2:offline", "rig:r3:offline"} <= keys
+            assert {a["key"] for a in r.json()["active"]} >= keys
+            h = (await c.get(d.api.url + "/healthz")).json()
+            assert h["notifiers"][0]["name"] == "ops" and h["notifiers"][0]["ok"]
+    finally:
+        await d.stop()
+        await sink.stop()
+
+
+async def test_a_full_disk_stops_only_the_history_and_it_catches_up(tmp_path: Path) -> None:
+    site, readings = a_site(200)
+    clock = FakeClock(NOW)
+    d = make_daemon(tmp_path, site, readings, clock)
+    await d.start()
+    try:
+        await until(lambda: d.cycles >= 1 and d.store is not None
+                    and d.store.status.last_write is not None, "a first cycle written")
+        store = d.store
+        assert store is not None
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]  # noqa: SLF001
+        store.set_max_pages(pages)  # the disk is full now
+        for _ in range(3):
+            n = d.cycles
+            clock.advance(10)
+            d.engine.refresh()  # type: ignore[union-attr]
+            await until(lambda n=n: d.cycles > n, "another cycle")
+        await until(lambda: not store.status.ok, "the store says it can't write")
+        async with httpx.AsyncClient() as c:
+            h = (await c.get(d.api.url + "/healthz")).json()
+        assert h["store"]["state"] == "error" and "full" in h["store"]["error"]
+        assert h["store"]["pending_cycles"] >= 1
+        assert h["sources"]["rigs"]["state"] == "ok"  # polling went on
+        store.set_max_pages(None)  # space again
+        clock.advance(10)
+        d.engine.refresh()  # type: ignore[union-attr]
+        await until(lambda: store.status.ok and store.status.pending_cycles == 0,
+                    "the backlog written")
+        rows = store.site_history(NOW - 60, clock() + 1)
+        assert len(rows) == d.cycles  # every cycle is there: none lost while the disk was full
+    finally:
+        await d.stop()
