@@ -294,3 +294,45 @@ def test_the_engine_and_once_import_no_textual() -> None:
             "print(bad); sys.exit(1 if bad else 0)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_log_file_gets_tracebacks_and_the_dashboard_terminal_gets_nothing(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from tui.logs import setup_logging
+
+    log_file = tmp_path / "minertop.log"
+    logger = setup_logging("dashboard", log_file)
+    try:
+        try:
+            raise ZeroDivisionError("float division by zero")
+        except ZeroDivisionError:
+            logger.exception("computing the site failed")
+        logger.warning("chain: connection refused")
+    finally:
+        setup_logging("dashboard")  # drop the file handler
+    text = log_file.read_text()
+    assert "computing the site failed" in text and "Traceback" in text
+    assert "ZeroDivisionError: float division by zero" in text
+    out = capsys.readouterr()
+    assert out.err == "" and out.out == ""  # Textual owns the terminal
+
+
+def test_daemon_log_lines_are_one_line_each_with_journald_priorities(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from tui.logs import setup_logging
+
+    monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
+    buf = io.StringIO()
+    logger = setup_logging("daemon", stream=buf)
+    try:
+        try:
+            raise ValueError("bad\nreply")
+        except ValueError:
+            logger.exception("polling rigs failed")
+        logger.info("stopped")
+    finally:
+        setup_logging("dashboard")
+    lines = buf.getvalue().splitlines()
+    assert lines == ["<3>polling rigs failed (ValueError: bad reply)", "<6>stopped"]

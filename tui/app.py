@@ -500,7 +500,11 @@ class MinertopApp(App[int]):
         statuses = {"chain": chain, "price": self._status("price", now, view)}
         if view is not None and "rigs" in view.sources:
             statuses["rigs"] = self._status("rigs", now, view)
-        self.main.query_one(HeaderBar).set_statuses(statuses, now, self.paused)
+        header = self.main.query_one(HeaderBar)
+        header.set_statuses(statuses, now, self.paused)
+        link = getattr(self.engine, "link_status", None)
+        if link is not None:
+            header.set_link(*link())
         net_err = view.errors.get("network") if view else None
         pane_status = chain if net_err is None else SourceStatus(
             chain.fetched_at, net_err, now, paused=self.paused)

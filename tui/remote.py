@@ -133,6 +133,15 @@ class RemoteEngine:
         self._histories: dict[str, tuple[float, float, RigHistory]] = {}
         self._fetching: set[str] = set()
         self.label = f"daemon {host_label(self.url)}"
+        self._started_at = clock()
+
+    def link_status(self) -> tuple[str, float | None]:
+        """For the header: the daemon's address, and how long it has not answered (None:
+        it answers)."""
+        if self._error is None:
+            return self.label, None
+        since = self._last_ok if self._last_ok is not None else self._started_at
+        return self.label, max(0.0, self.clock() - since)
 
     # ------------------------------------------------------------------ EngineLike
     def subscribe(self, callback: Callable[[EngineView], None]) -> Callable[[], None]:
@@ -140,6 +149,7 @@ class RemoteEngine:
         return lambda: self._subs.remove(callback) if callback in self._subs else None
 
     async def start(self) -> None:
+        self._started_at = self.clock()
         self._client = httpx.AsyncClient(timeout=TIMEOUT, headers=_headers(self.token))
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="minertop-attach")
 
@@ -234,11 +244,9 @@ class RemoteEngine:
         now = self.clock()
         base = self._wire_view
         errors: dict[str, str] = dict(base.errors) if base else {}
-        label = self.label + (f" · {base.source_label}" if base else "")
+        label = base.source_label if base else self.label
         if self._error is not None:
             errors["daemon"] = f"{self.label} unreachable: {self._error}"
-            age = "never" if self._last_ok is None else _ago(now - self._last_ok)
-            label += f" ✗ DOWN · last data {age}"
         if base is None:
             view = EngineView(seq=0, time=now, source_label=label, paused=False, chain=None,
                               price=None, dashboard=None, site=None, cycle=False,
@@ -309,12 +317,3 @@ class RemoteEngine:
             log.exception("reading rig %s history failed", rig_id)
         finally:
             self._fetching.discard(rig_id)
-
-
-def _ago(seconds: float) -> str:
-    s = int(max(0, seconds))
-    if s < 60:
-        return f"{s}s ago"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s ago"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m ago"

@@ -25,17 +25,25 @@ and ``uptime`` is the fraction of its samples that were ``"ok"``.
 Layout.  Rig names live in a small ``rig`` table; a raw reading is one row of a
 ``WITHOUT ROWID`` table keyed ``(t, rig)``: integer seconds, integer rig id, and the values
 stored as scaled integers (hashrate in GH/s, power in W, temperature in 0.1 °C, margin in
-0.001 USD/day; an ``ok`` status costs 0 bytes), about 31 bytes per reading on disk.  Keying by
-time first makes each cycle an append at the end of the B-tree (a handful of pages per
-cycle, even with 5,000 rigs); a one-rig query walks the cycle index (``cycle_*`` tables, one
-row per cycle / bucket holding the site and chain values) and does one primary-key lookup
-per cycle.
+0.001 USD/day; an ``ok`` status costs 0 bytes): about 30 bytes per reading on disk, and 63-67
+bytes per 5-minute / hourly rig row (min, mean, max of each value).  Keying by time first
+makes each cycle an append at the end of the B-tree (about 40 pages per cycle at 5,000
+rigs, instead of one dirty page per rig); a one-rig query walks the cycle index
+(``cycle_*`` tables, one row per cycle / bucket, holding the site and chain values) and does
+one primary-key lookup per cycle (24 h of raw points: about 45 ms).  Steady-state size under
+the retention above (benchmarks/bench_store.py): about 1.5 GB at 1,000 rigs polled every
+10 s, 7.5 GB at 5,000 (a third each for raw, 5-minute and hourly rows).
 
-Durability.  WAL with ``synchronous=NORMAL``: each :meth:`HistoryStore.record_cycle` is one
-transaction, so a ``kill -9`` or power loss never corrupts the file and loses at most the
-last cycle(s) not yet synced.  When the disk is full, the file turned read-only or an I/O
-error occurs, cycles are kept in a bounded in-memory backlog (:data:`BACKLOG_CYCLES`) and
-written, in order, as soon as a later call succeeds; :attr:`HistoryStore.status` says so.
+Durability.  WAL with ``synchronous=NORMAL``, and each :meth:`HistoryStore.record_cycle` is
+one transaction: a ``kill -9`` never corrupts the file and loses at most the cycle in flight;
+a power loss never corrupts it either and loses at most the cycles since the last WAL sync
+(checkpoint).  When the disk is full, the file turned read-only or an I/O error occurs,
+cycles wait in a bounded in-memory backlog (:data:`BACKLOG_CYCLES`, oldest dropped beyond)
+and are written, in order, as soon as a later call succeeds; :attr:`HistoryStore.status`
+says so.  Opening an existing file checks it first (read-only, leaving it byte-for-byte
+untouched when it is refused): not SQLite, another application's database, newer schema,
+or ``PRAGMA quick_check`` failing raise :class:`StoreError`.  The check reads the whole file
+(about 3-4 s per GB with a warm cache); ``check_seconds`` bounds it.
 
 Threading.  Synchronous and blocking: call it from one worker thread at a time (e.g.
 ``await asyncio.to_thread(store.record_cycle, ...)``).  Every method takes an internal lock,

@@ -26,6 +26,8 @@ class HeaderBar(Widget):
         self.now = time.time()
         self.paused = False
         self.alerts = (0, 0)  #: (critical, warning) active
+        self.link: str | None = None  #: attached to a daemon: its label (e.g. its host)
+        self.link_down_s: float | None = None  #: seconds since the daemon last answered
 
     def set_data(self, *, source: str, tip: int | None, price: float | None,
                  hashprice: float | None) -> None:
@@ -35,6 +37,12 @@ class HeaderBar(Widget):
     def set_statuses(self, statuses: dict[str, SourceStatus], now: float, paused: bool) -> None:
         self.statuses, self.now, self.paused = statuses, now, paused
         self.refresh()
+
+    def set_link(self, label: str | None, down_s: float | None) -> None:
+        """Attached to a daemon (``label``); ``down_s``: it stopped answering that long ago."""
+        if (label, down_s) != (self.link, self.link_down_s):
+            self.link, self.link_down_s = label, down_s
+            self.refresh()
 
     def set_alerts(self, critical: int, warning: int) -> None:
         if (critical, warning) != self.alerts:
@@ -66,6 +74,14 @@ class HeaderBar(Widget):
         ]
         if width < 90:
             parts = parts[1:]
+        if self.link is not None:
+            # Attached: say so first, in words, at every width; a daemon that went away
+            # outranks everything else on the line.
+            if self.link_down_s is not None:
+                left.append(f" ✗ DAEMON DOWN {fmt_duration(self.link_down_s)} ",
+                            style="bold reverse red")
+            else:
+                left.append(" ⇄ " + (self.link if width >= 120 else "daemon"), style="bold")
         for i, p in enumerate(parts):
             left.append(" · " if i or width >= 100 else " ")
             left.append(p)
