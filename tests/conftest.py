@@ -27,3 +27,18 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():  # type: ignore[no-untyped-def]
+    """``setup_logging`` (called by the CLI in-process) must not leak into other tests."""
+    import logging
+
+    yield
+    for name in ("minertop", "asyncio", "aiohttp"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            if not type(h).__name__.startswith("LogCapture"):
+                lg.removeHandler(h)
+        lg.propagate = True
+        lg.setLevel(logging.NOTSET)

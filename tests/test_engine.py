@@ -296,6 +296,17 @@ def test_the_engine_and_once_import_no_textual() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def reset_logging() -> None:
+    """Undo setup_logging (tests share the process's loggers; caplog needs propagation)."""
+    for name in ("minertop", "asyncio", "aiohttp"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+            h.close()
+        lg.propagate = True
+        lg.setLevel(logging.NOTSET)
+
+
 def test_log_file_gets_tracebacks_and_the_dashboard_terminal_gets_nothing(
         tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     from tui.logs import setup_logging
@@ -309,7 +320,7 @@ def test_log_file_gets_tracebacks_and_the_dashboard_terminal_gets_nothing(
             logger.exception("computing the site failed")
         logger.warning("chain: connection refused")
     finally:
-        setup_logging("dashboard")  # drop the file handler
+        reset_logging()
     text = log_file.read_text()
     assert "computing the site failed" in text and "Traceback" in text
     assert "ZeroDivisionError: float division by zero" in text
@@ -333,6 +344,35 @@ def test_daemon_log_lines_are_one_line_each_with_journald_priorities(
             logger.exception("polling rigs failed")
         logger.info("stopped")
     finally:
-        setup_logging("dashboard")
+        reset_logging()
     lines = buf.getvalue().splitlines()
     assert lines == ["<3>polling rigs failed (ValueError: bad reply)", "<6>stopped"]
+
+
+async def test_a_bug_handling_a_snapshot_does_not_stop_polling(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import tui.engine as engine_mod
+
+    calls = {"n": 0}
+    real = engine_mod.compute
+
+    def flaky(*a, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise KeyError("tip")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(engine_mod, "compute", flaky)
+    eng = engine_with([squeeze_snapshot(NOW)])
+    seen: list[str] = []
+    eng.subscribe(lambda v: seen.append(v.errors.get("network", "")))
+    with caplog.at_level(logging.ERROR, logger="minertop"):
+        await eng.start()
+        try:
+            await until(lambda: any("KeyError" in e for e in seen))
+            eng.refresh()
+            await until(lambda: eng.dashboard is not None)
+        finally:
+            await eng.stop()
+    assert "network" not in eng.errors
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)

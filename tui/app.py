@@ -352,7 +352,14 @@ class MinertopApp(App[int]):
 
     @on(ViewUpdated)
     def _on_view(self, msg: ViewUpdated) -> None:
-        view = msg.view
+        try:
+            self._take_view(msg.view)
+        except Exception as e:  # a drawing bug must not take the dashboard down: say it
+            log.exception("showing a view failed")
+            self.notify(f"display error: {type(e).__name__}: {e} (see --log)",
+                        severity="error", timeout=15, markup=False)
+
+    def _take_view(self, view: EngineView) -> None:
         # Alerts are announced as they come, even while paused (a pause is not a mute).
         if view.alert_events:
             self._publish_alerts(list(view.alert_events), view)

@@ -458,7 +458,16 @@ class Engine:
     async def _poll_loop(self, p: Poller) -> None:
         while not self._stopping:
             await self._resume.wait()
-            delay = await self._poll_once(p)
+            try:
+                delay = await self._poll_once(p)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # applying the snapshot failed: a bug; keep polling
+                self.log.exception("handling %s's data failed", p.name)
+                self.errors[p.name] = f"internal error handling {p.name}: " \
+                    f"{type(e).__name__}: {e}"
+                delay = p.backoff.failure()
+                self.publish()
             p.next_at = time.monotonic() + delay
             p.wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -485,6 +494,7 @@ class Engine:
             if p.error is not None:
                 self.log.info("%s: recovered", p.name)
             p.error = None
+            self.errors.pop(p.name, None)
             self._apply(snap)
         finally:
             p.polling = False
