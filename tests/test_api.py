@@ -653,3 +653,20 @@ def test_token_file_too_open(tmp_path: Path) -> None:
     token_file.chmod(0o604)
     assert token_file_too_open(token_file)
     assert not token_file_too_open(tmp_path / "missing")
+
+
+async def test_a_backend_that_cannot_answer_is_a_503_with_its_reason(
+    backend: FakeBackend, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tui.api import BackendUnavailable
+
+    async def unreadable(since: float, until: float) -> dict[str, Any]:
+        raise BackendUnavailable("history not readable: disk I/O error (/x/history.db)")
+
+    backend.site_history = unreadable  # type: ignore[method-assign]
+    _, client = await serve(backend)
+    with caplog.at_level(logging.DEBUG):
+        r = await client.get("/api/v1/site/history")
+    assert r.status_code == 503
+    assert r.json() == {"error": "history not readable: disk I/O error (/x/history.db)"}
+    assert "Traceback" not in caplog.text  # a known condition, not a bug

@@ -70,6 +70,10 @@ _log = logging.getLogger(__name__)
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class BackendUnavailable(Exception):
+    """A backend can't answer right now (one line, shown to the client with a 503)."""
+
+
 class ListenError(Exception):
     """One line: why the daemon refuses to listen (non-loopback without a token, bad HOST:PORT,
     a port already in use, an unusable token)."""
@@ -410,6 +414,9 @@ def make_app(
             return _error(exc.status, message, headers)
         except _BadParam as exc:
             return _error(400, str(exc))
+        except BackendUnavailable as exc:  # e.g. the history file can't be read: no bug
+            log.warning("%s %s: %s", request.method, _path_for_log(request), exc)
+            return _error(503, str(exc))
         except Exception:
             log.exception("API error on %s %s", request.method, _path_for_log(request))
             return _error(500, "internal error")

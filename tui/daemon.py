@@ -141,7 +141,9 @@ class Daemon:
         from tui.api import ApiServer
 
         path = self.options.db_path or default_db_path()
-        self.store = await asyncio.to_thread(HistoryStore, path, clock=self.clock)
+        # The start-up check reads the file; a big history gets 5 s of it, not a long wait.
+        self.store = await asyncio.to_thread(HistoryStore, path, clock=self.clock,
+                                             check_seconds=5.0)
         log.info("history in %s", path)
         self.api = ApiServer(_Backend(self), self.options.host, self.options.port,
                              token=self.options.token, logger=log, clock=self.clock)
@@ -366,6 +368,16 @@ class _Backend:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
 
+    @staticmethod
+    async def _read(fn: Callable[..., Any], *args: Any) -> Any:
+        """A history query in a thread; a file that can't be read is a 503, not a bug."""
+        from tui.api import BackendUnavailable
+
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except StoreError as e:
+            raise BackendUnavailable(str(e)) from None
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.d.health()
 
@@ -379,19 +391,19 @@ class _Backend:
         store = self.d.store
         if store is None:
             return None
-        if not await asyncio.to_thread(store.rig_known, rig):
+        if not await self._read(store.rig_known, rig):
             return None
-        points = await asyncio.to_thread(store.rig_history, rig, since, until)
+        points = await self._read(store.rig_history, rig, since, until)
         return {"rig": rig, "since": since, "until": until, "points": points}
 
     async def site_history(self, since: float, until: float) -> dict[str, Any]:
         store = self.d.store
-        points = await asyncio.to_thread(store.site_history, since, until) if store else []
+        points = await self._read(store.site_history, since, until) if store else []
         return {"since": since, "until": until, "points": points}
 
     async def alerts(self, since: float, until: float | None) -> dict[str, Any]:
         store = self.d.store
-        events = await asyncio.to_thread(store.alerts, since, until) if store else []
+        events = await self._read(store.alerts, since, until) if store else []
         view = self.d.engine.latest if self.d.engine else None
         active = [{"key": a.key, "subject": a.subject, "alert_kind": a.kind,
                    "severity": a.severity, "message": a.message, "since": a.since}
