@@ -466,6 +466,8 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
                 problems.append(f"/healthz failed: {type(e).__name__}: {e}")
             rss.append((now - w0, proc_status(daemon.pid, "VmRSS")))
             time.sleep(max(0.0, min(args.sample, window - (time.perf_counter() - w0))))
+        with contextlib.suppress(Exception):  # the cycles up to the end of the window
+            hz = get_json(api + "/healthz", 5)[1]
         elapsed = time.perf_counter() - w0
         c1, s1, cyc1 = cpu_seconds(daemon.pid), site.cpu(), hz.get("cycles", cyc0)
         files1, pages1 = db_files(db), db_pages(db)
@@ -486,11 +488,11 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
                  f"=> a cycle lasts ~{mean_p - INTERVAL_S:.1f} s (period - interval {INTERVAL_S} s;"
                  f" healthz has no cycle duration)")
             out["cycle_est_s"] = mean_p - INTERVAL_S
-        r_first, r_last = rss[0][1], rss[-1][1]
+        r_first, r_mid, r_last = rss[0][1], rss[len(rss) // 2][1], rss[-1][1]
         r_max = max(r for _, r in rss)
-        line("RSS start / end / max of window",
-             f"{r_first:.0f} / {r_last:.0f} / {r_max:.0f} MB",
-             f"({(r_last - r_first) / elapsed * 3600:+.0f} MB/h)")
+        line("RSS start / mid / end / max of window",
+             f"{r_first:.0f} / {r_mid:.0f} / {r_last:.0f} / {r_max:.0f} MB",
+             f"(2nd half: {(r_last - r_mid) / (elapsed / 2) * 3600:+.0f} MB/h)")
         line("peak RSS (VmHWM)", f"{hwm:.0f} MB")
         line("history files db+wal before", mb(raw0),
              f"(db {mb(files0['db'])}, wal {mb(files0['wal'])})")
@@ -541,18 +543,19 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
               f"tip {tip}; one GET {t200 * 1000:.1f} ms, If-None-Match -> "
               f"{r304.status_code} in {t304 * 1000:.1f} ms --")
         # a single client first: the client's own cost, no queueing
-        c0 = cpu_seconds(daemon.pid)
+        c0, b0 = cpu_seconds(daemon.pid), time.process_time()
         single = asyncio.run(snapshot_load(snap_url, 1, args.requests))
-        load_c0 = cpu_seconds(daemon.pid)
+        c1, b1 = cpu_seconds(daemon.pid), time.process_time()
         load = asyncio.run(snapshot_load(snap_url, args.clients, args.requests))
-        load_cpu = cpu_seconds(daemon.pid) - load_c0
-        for label, res, cpu in (("1 client", single, load_c0 - c0),
-                                (f"{args.clients} clients", load, load_cpu)):
+        c2, b2 = cpu_seconds(daemon.pid), time.process_time()
+        for label, res, cpu, client_cpu in (("1 client", single, c1 - c0, b1 - b0),
+                                            (f"{args.clients} clients", load, c2 - c1, b2 - b1)):
             lat = [x * 1000 for x in res["lat"]]
             line(f"{label} x {args.requests} GETs",
                  f"p50 {pct(lat, 50):.1f} p99 {pct(lat, 99):.1f} max {max(lat, default=0):.1f} ms",
                  f"{len(lat) / res['wall']:.0f} req/s, {len(lat) * len(body) / res['wall'] / 1e6:.0f}"
-                 f" MB/s; daemon CPU {cpu / res['wall'] * 100:.0f} %")
+                 f" MB/s; CPU daemon {cpu / res['wall'] * 100:.0f} %, "
+                 f"bench client {client_cpu / res['wall'] * 100:.0f} %")
             if res["errors"] or set(res["statuses"]) != {200}:
                 problems.append(f"snapshot load ({label}): statuses {res['statuses']}, "
                                 f"{len(res['errors'])} errors {res['errors'][:3]}")

@@ -239,12 +239,13 @@ class Daemon:
 
     async def stop(self) -> None:
         """Bounded: stop polling, stop listening, flush the history, stop notifying."""
-        if self.engine is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.engine.stop(), 5)
-        if self.api is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.api.stop(), 3)
+        for what, part, limit in (("the engine", self.engine, 5), ("the API", self.api, 3)):
+            if part is None:
+                continue
+            try:
+                await asyncio.wait_for(part.stop(), limit)
+            except Exception:  # keep stopping the rest; the log says what went wrong
+                log.warning("stopping %s failed", what, exc_info=True)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -9,7 +9,7 @@ the product that imports the simulator.  No Textual here.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,8 +37,11 @@ class DemoWorld:
     async def stop(self) -> None:
         for sim in (self.rig_sim, self.chain_sim):
             if sim is not None:
-                with contextlib.suppress(Exception):
+                try:
                     await sim.stop()
+                except Exception:  # stop the other one anyway; the log says what failed
+                    logging.getLogger("minertop").warning("stopping the demo simulator failed",
+                                                          exc_info=True)
         self.rig_sim = self.chain_sim = None
 
 
