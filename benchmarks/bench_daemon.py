@@ -474,7 +474,7 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
         hwm = proc_status(daemon.pid, "VmHWM")
         cpu_pct = (c1 - c0) / elapsed * 100
         cycles = cyc1 - cyc0
-        periods = [b - a for a, b in zip(rig_fetches, rig_fetches[1:])]
+        periods = [b - a for a, b in zip(rig_fetches, rig_fetches[1:], strict=False)]
         raw0, raw1 = files0["db"] + files0["wal"], files1["db"] + files1["wal"]
         used_growth = (pages1["used"] - pages0["used"]) if pages0 and pages1 else None
         print(f"  -- window {elapsed:.0f} s (healthz + RSS sampled every {args.sample:g} s) --")
@@ -551,10 +551,11 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
         for label, res, cpu, client_cpu in (("1 client", single, c1 - c0, b1 - b0),
                                             (f"{args.clients} clients", load, c2 - c1, b2 - b1)):
             lat = [x * 1000 for x in res["lat"]]
+            rate = len(lat) / res["wall"]
             line(f"{label} x {args.requests} GETs",
                  f"p50 {pct(lat, 50):.1f} p99 {pct(lat, 99):.1f} max {max(lat, default=0):.1f} ms",
-                 f"{len(lat) / res['wall']:.0f} req/s, {len(lat) * len(body) / res['wall'] / 1e6:.0f}"
-                 f" MB/s; CPU daemon {cpu / res['wall'] * 100:.0f} %, "
+                 f"{rate:.0f} req/s, {rate * len(body) / 1e6:.0f} MB/s; "
+                 f"CPU daemon {cpu / res['wall'] * 100:.0f} %, "
                  f"bench client {client_cpu / res['wall'] * 100:.0f} %")
             if res["errors"] or set(res["statuses"]) != {200}:
                 problems.append(f"snapshot load ({label}): statuses {res['statuses']}, "
@@ -629,11 +630,24 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
             daemon.stop(timeout=args.stop_timeout)
         if daemon is not None:
             err = daemon.err.read_text(errors="replace").splitlines()
-            bad = [x for x in err if re.search(r"ERROR|CRITICAL|Traceback|Exception", x)]
-            warn = [x for x in err if "WARNING" in x]
+            # "2026-01-05T10:00:00 warning message": the level is the second word
+            def level(x: str) -> str:
+                parts = x.split(None, 2)
+                return parts[1].lower() if len(parts) > 1 else ""
+
+            bad = [x for x in err if level(x) in ("error", "critical")
+                   or x.startswith("Traceback")]
+            warn = [x for x in err if level(x) == "warning"]
+            kinds: dict[str, int] = {}
+            for x in warn:  # "alert fired (warning) r00012: ..." -> "alert fired (warning)"
+                msg = x.split(None, 2)[2] if len(x.split(None, 2)) > 2 else x
+                key = re.sub(r"\b(r\d{5}|\d[\d.,]*)\b.*", "", msg).strip()[:60]
+                kinds[key] = kinds.get(key, 0) + 1
             print(f"  daemon stderr: {len(err)} lines, {len(bad)} error lines, "
                   f"{len(warn)} warnings ({daemon.err})")
-            for x in (bad or warn)[:8]:
+            for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:6]:
+                print(f"      {v:5d} x warning: {k}")
+            for x in (bad or warn)[:6]:
                 print(f"      | {x[:200]}")
             if bad:
                 problems.append(f"{len(bad)} error lines in the daemon's stderr")

@@ -131,3 +131,52 @@ async def test_a_full_disk_stops_only_the_history_and_it_catches_up(tmp_path: Pa
         assert len(rows) == d.cycles  # every cycle is there: none lost while the disk was full
     finally:
         await d.stop()
+
+
+async def test_attached_dashboard_shows_the_daemons_problems_and_its_alert_history(
+        tmp_path: Path) -> None:
+    from tui.app import MinertopApp
+    from tui.remote import RemoteEngine
+    from widgets.alerts import AlertsScreen
+    from widgets.header import HeaderBar
+
+    site, readings = a_site(4)
+    readings[2] = RigReading(rig_id="r2", host="127.0.0.3", port=4028, time=NOW, ok=False,
+                             error="connection refused")
+    # a webhook nobody listens on: the notifier fails, and says so
+    site = replace(site, alerts=AlertRules(rig_offline_s=0.0, hold_s=0.0),
+                   notify=(NotifyConfig(kind="webhook", name="ops",
+                                        url="http://127.0.0.1:9/hook"),))
+    clock = FakeClock(NOW)
+    d = make_daemon(tmp_path, site, readings, clock)
+    await d.start()
+    engine = RemoteEngine(d.api.url, poll_s=0.1, clock=clock)
+    app = MinertopApp(SourceSpec(kind="daemon", url=d.api.url), engine=engine, clock=clock)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: app.site_view is not None, "the daemon's view")
+            await until(lambda: d.notify is not None and not d.notify.healthy, "notify fails")
+            header = app.query_one(HeaderBar)
+            await until(lambda: "✗ notify" in str(header.render()), "✗ notify in the header")
+            assert d.store is not None
+            d.store.set_max_pages(1)
+            for _ in range(50):  # until a cycle no longer fits in the file's free pages
+                if not d.store.status.ok:
+                    break
+                n = d.cycles
+                clock.advance(10)
+                d.engine.refresh()  # type: ignore[union-attr]
+                await until(lambda n=n: d.cycles > n, "a cycle")
+            await until(lambda: "✗ history" in str(header.render()), "✗ history in the header",
+                        timeout=15)
+            await pilot.press("a")
+            assert isinstance(app.screen, AlertsScreen)
+            await pilot.press("w")
+            await until(lambda: app._span_events is not None, "the week's events")
+            assert any(e.alert.key == "rig:r2:offline" for e in app._span_events or [])
+            from tests.test_keys import plain
+
+            text = plain(app.screen.query_one("#alerts-body"))
+            assert "History of the last week" in text
+    finally:
+        await d.stop()

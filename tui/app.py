@@ -180,6 +180,8 @@ class MinertopApp(App[int]):
         #: alert events seen this session (from the views), oldest first
         self.alert_history: deque[AlertEvent] = deque(maxlen=500)
         self.notify_alerts = notify_alerts  #: --notify: send [[notify]] from this dashboard
+        self._span_name = "day"
+        self._span_events: list[AlertEvent] | None = None  #: attached: a chosen span
         self.notifier: Any = None
         self._notified_errors: set[str] = set()
 
@@ -483,6 +485,10 @@ class MinertopApp(App[int]):
         log_file = self.alert_rules.log_file
         latest = self._held or self.view
         active = {a.key: a for a in latest.alerts_active} if latest else {}
+        if self._span_events is not None:
+            title = f"History of the last {self._span_name} (the daemon's, newest first)"
+            return alerts_table(active, self._span_events, self.clock(),
+                                str(log_file) if log_file else None, title)
         return alerts_table(active, self.alert_history, self.clock(),
                             str(log_file) if log_file else None)
 
@@ -512,11 +518,21 @@ class MinertopApp(App[int]):
         link = getattr(self.engine, "link_status", None)
         if link is not None:
             header.set_link(*link())
+        header.set_problems(self._problems(view))
         net_err = view.errors.get("network") if view else None
         pane_status = chain if net_err is None else SourceStatus(
             chain.fetched_at, net_err, now, paused=self.paused)
         for pane in self.panes:
             pane.set_status(pane_status)
+
+    #: Errors of a view that name a part of minertop rather than a pane (header: "notify ✗").
+    HEADER_PROBLEMS = ("notify", "history", "alert log", "engine")
+
+    def _problems(self, view: EngineView | None) -> tuple[str, ...]:
+        errors = dict(view.errors) if view else {}
+        if self.notifier is not None and (p := self.notifier.problem()) is not None:
+            errors["notify"] = p
+        return tuple(k for k in self.HEADER_PROBLEMS if k in errors)
 
     def _tick(self) -> None:
         if self.paused or not self._views_ready():
@@ -638,10 +654,27 @@ class MinertopApp(App[int]):
                         "it, then attach", timeout=5)
             return
         setter(name)
+        self._span_name = name
         self.notify(f"history: last {name}", timeout=3)
         top = self.screen
         if isinstance(top, RigDetailScreen):
             top.refresh_detail(top.row, self.engine.history_for(top.rig_id), self.clock())
+        elif isinstance(top, AlertsScreen):
+            self.run_worker(self._load_alert_span(), name="alert-span", group="alert-span",
+                            exclusive=True, exit_on_error=False)
+
+    async def _load_alert_span(self) -> None:
+        """The daemon's alert events over the chosen span, into the alerts screen."""
+        fetch = getattr(self.engine, "alert_events", None)
+        if fetch is None:
+            return
+        try:
+            self._span_events = await fetch()
+        except Exception as e:  # the daemon went away meanwhile: say so, keep the screen
+            self.notify(f"alerts history: {e}", severity="warning", timeout=8, markup=False)
+            return
+        if isinstance(self.screen, AlertsScreen):
+            self.screen.update_table(self._alerts_table())
 
     def _scale_intervals(self, factor: float) -> None:
         shown = self.engine.scale_intervals(factor)

@@ -126,7 +126,7 @@ class Daemon:
         self._doc: dict[str, Any] | None = None
         self._doc_seq = -1
         self._wire: dict[str, Any] | None = None
-        self._wire_seq = -1
+        self._wire_seq: object = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._store_dropped = 0
@@ -324,13 +324,28 @@ class Daemon:
             self._doc_seq = view.seq
         return self._doc
 
+    def problems(self) -> dict[str, str]:
+        """What the daemon itself can't do right now (history, notifications), in words."""
+        out: dict[str, str] = {}
+        if self.store is not None and not self.store.status.ok:
+            out["history"] = self.store.status.error or "history not written"
+        if self.notify is not None and (p := self.notify.problem()) is not None:
+            out["notify"] = p
+        return out
+
     def wire_doc(self) -> dict[str, Any] | None:
+        """The engine's latest view for attached dashboards, with the daemon's own
+        problems added to its errors (built once per change, shared by every request)."""
         view = self.engine.latest if self.engine else None
         if view is None:
             return None
-        if view.seq != self._wire_seq:
-            self._wire = view.to_wire()
-            self._wire_seq = view.seq
+        problems = self.problems()
+        key = (view.seq, tuple(sorted(problems.items())))
+        if key != self._wire_seq:
+            doc = view.to_wire()
+            if problems:
+                doc["errors"] = {**doc["errors"], **problems}
+            self._wire, self._wire_seq = doc, key
         return self._wire
 
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -956,3 +956,8 @@ class NotifyHub:
     def healthy(self) -> bool:
         """Every destination's last attempt succeeded (or none was needed yet)."""
         return all(n.ok for n in self.notifiers)
+
+    def problem(self) -> str | None:
+        """One line naming the destinations that fail now (None: all fine), for a header."""
+        bad = [f"{n.name}: {n.last_error or 'failing'}" for n in self.notifiers if not n.ok]
+        return "; ".join(bad) if bad else None

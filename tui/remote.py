@@ -282,23 +282,22 @@ class RemoteEngine:
             doc = await _get_json(self._client, self.url, f"/api/v1/alerts?since={since:.3f}")
         except RemoteError:
             return
-        events = []
-        for e in doc.get("events", []) if isinstance(doc, dict) else []:
-            try:
-                t = float(e["t"])
-                if self._events_since is not None and t <= self._events_since:
-                    continue
-                events.append(AlertEvent(e["kind"], Alert(
-                    key=str(e["key"]), subject=str(e["subject"]), kind=e["alert_kind"],
-                    severity=e["severity"], message=str(e["message"]), since=t), t))
-            except (KeyError, TypeError, ValueError):
-                continue
+        events = [e for e in _events(doc.get("events", []) if isinstance(doc, dict) else [])
+                  if self._events_since is None or e.time > self._events_since]
         if events:
             self._events_since = max(ev.time for ev in events)
         elif self._events_since is None:
             self._events_since = now
         if events and (initial or self._wire_view is not None):
             self._republish(tuple(events))
+
+    async def alert_events(self) -> list[AlertEvent]:
+        """The daemon's alert events over :attr:`history_span`, oldest first."""
+        assert self._client is not None
+        now = self.clock()
+        doc = await _get_json(self._client, self.url,
+                              f"/api/v1/alerts?since={now - self.history_span:.0f}")
+        return _events(doc.get("events", []) if isinstance(doc, dict) else [])
 
     async def _fetch_history(self, rig_id: str) -> None:
         try:
@@ -317,3 +316,17 @@ class RemoteEngine:
             log.exception("reading rig %s history failed", rig_id)
         finally:
             self._fetching.discard(rig_id)
+
+
+def _events(items: list[Any]) -> list[AlertEvent]:
+    """Alert events from the daemon's ``/api/v1/alerts`` (malformed entries are skipped)."""
+    out = []
+    for e in items:
+        try:
+            t = float(e["t"])
+            out.append(AlertEvent(e["kind"], Alert(
+                key=str(e["key"]), subject=str(e["subject"]), kind=e["alert_kind"],
+                severity=e["severity"], message=str(e["message"]), since=t), t))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out

@@ -22,7 +22,8 @@ MARK = {"critical": ("✗ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
 
 
 def alerts_table(active: Mapping[str, Alert], history: Iterable[AlertEvent], now: float,
-                 log_file: str | None = None) -> Table:
+                 log_file: str | None = None,
+                 history_title: str = "History (newest first)") -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True)
     grid.add_column(no_wrap=True)
@@ -36,7 +37,7 @@ def alerts_table(active: Mapping[str, Alert], history: Iterable[AlertEvent], now
                      Text(f"for {fmt_duration(now - a.since)}", style="dim"),
                      Text(safe(a.message)))
     grid.add_row("", "", "")
-    grid.add_row(Text("History (newest first)", style="bold"), "", "")
+    grid.add_row(Text(history_title, style="bold"), "", "")
     events = list(history)[::-1][:200]
     if not events:
         grid.add_row(Text("nothing yet this session", style="dim"), "", "")
@@ -52,7 +53,13 @@ def alerts_table(active: Mapping[str, Alert], history: Iterable[AlertEvent], now
 
 
 class AlertsScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,a", "dismiss", "close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,a", "dismiss", "close"),
+        Binding("h", "span('hour')", "hour"),
+        Binding("d", "span('day')", "day"),
+        Binding("w", "span('week')", "week"),
+        Binding("m", "span('month')", "month"),
+    ]
     DEFAULT_CSS = """
     AlertsScreen { align: center middle; }
     AlertsScreen > VerticalScroll { width: 90%; height: 80%; border: round $accent;
@@ -68,6 +75,12 @@ class AlertsScreen(ModalScreen[None]):
             v.border_title = "Alerts"
             v.border_subtitle = "esc to close"
             yield Static(self._table, id="alerts-body")
+
+    def action_span(self, name: str) -> None:
+        """How far back the history goes (attached: the daemon's; the app decides)."""
+        setter = getattr(self.app, "set_history_span", None)
+        if setter is not None:
+            setter(name)
 
     def update_table(self, table: Table) -> None:
         self.query_one("#alerts-body", Static).update(table)

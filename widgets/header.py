@@ -26,6 +26,7 @@ class HeaderBar(Widget):
         self.now = time.time()
         self.paused = False
         self.alerts = (0, 0)  #: (critical, warning) active
+        self.problems: tuple[str, ...] = ()  #: parts that fail now, e.g. ("notify",)
         self.link: str | None = None  #: attached to a daemon: its label (e.g. its host)
         self.link_down_s: float | None = None  #: seconds since the daemon last answered
 
@@ -37,6 +38,12 @@ class HeaderBar(Widget):
     def set_statuses(self, statuses: dict[str, SourceStatus], now: float, paused: bool) -> None:
         self.statuses, self.now, self.paused = statuses, now, paused
         self.refresh()
+
+    def set_problems(self, names: tuple[str, ...]) -> None:
+        """Parts of minertop that fail now (notifications, the history): named in red."""
+        if names != self.problems:
+            self.problems = names
+            self.refresh()
 
     def set_link(self, label: str | None, down_s: float | None) -> None:
         """Attached to a daemon (``label``); ``down_s``: it stopped answering that long ago."""
@@ -82,6 +89,8 @@ class HeaderBar(Widget):
                             style="bold reverse red")
             else:
                 left.append(" ⇄ " + (self.link if width >= 120 else "daemon"), style="bold")
+        for name in self.problems:  # a part that fails (notify, history): before the numbers
+            left.append(f" ✗ {name}", style="bold red")
         for i, p in enumerate(parts):
             left.append(" · " if i or width >= 100 else " ")
             left.append(p)
