@@ -641,7 +641,8 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
             kinds: dict[str, int] = {}
             for x in warn:  # "alert fired (warning) r00012: ..." -> "alert fired (warning)"
                 msg = x.split(None, 2)[2] if len(x.split(None, 2)) > 2 else x
-                key = re.sub(r"\b(r\d{5}|\d[\d.,]*)\b.*", "", msg).strip()[:60]
+                key = re.sub(r"r\d{5}", "*", msg)
+                key = re.sub(r"[-\u2212+$]*\d.*", "", key).strip()[:70]
                 kinds[key] = kinds.get(key, 0) + 1
             print(f"  daemon stderr: {len(err)} lines, {len(bad)} error lines, "
                   f"{len(warn)} warnings ({daemon.err})")

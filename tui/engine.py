@@ -222,7 +222,6 @@ class Engine:
         self._site_again = False
         self._site_task: asyncio.Task[None] | None = None
         self._alerts_due = False
-        self._cycle_flag = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resume = asyncio.Event()
         self._resume.set()

@@ -17,6 +17,7 @@ from textual.widgets import Static
 from tui.alerts import Alert, AlertEvent
 from tui.dashboard import fmt_duration
 from tui.safe import safe
+from widgets.base import SPAN_BINDINGS, SpanKeys
 
 MARK = {"critical": ("✗ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
 
@@ -52,13 +53,10 @@ def alerts_table(active: Mapping[str, Alert], history: Iterable[AlertEvent], now
     return grid
 
 
-class AlertsScreen(ModalScreen[None]):
+class AlertsScreen(SpanKeys, ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,a", "dismiss", "close"),
-        Binding("h", "span('hour')", "hour"),
-        Binding("d", "span('day')", "day"),
-        Binding("w", "span('week')", "week"),
-        Binding("m", "span('month')", "month"),
+        *SPAN_BINDINGS,
     ]
     DEFAULT_CSS = """
     AlertsScreen { align: center middle; }
@@ -75,12 +73,6 @@ class AlertsScreen(ModalScreen[None]):
             v.border_title = "Alerts"
             v.border_subtitle = "esc to close"
             yield Static(self._table, id="alerts-body")
-
-    def action_span(self, name: str) -> None:
-        """How far back the history goes (attached: the daemon's; the app decides)."""
-        setter = getattr(self.app, "set_history_span", None)
-        if setter is not None:
-            setter(name)
 
     def update_table(self, table: Table) -> None:
         self.query_one("#alerts-body", Static).update(table)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.content import Content
 from textual.geometry import Region
 from textual.widget import Widget
@@ -178,3 +180,19 @@ class Pane(Widget):
             self._body = self.body(width)
             self._body_width = width
         return self._body
+
+
+#: The history screens' keys: how far back (attached to a daemon: its store).
+SPAN_BINDINGS = [Binding("h", "span('hour')", "hour"), Binding("d", "span('day')", "day"),
+                 Binding("w", "span('week')", "week"), Binding("m", "span('month')", "month")]
+
+
+class SpanKeys:
+    """``h`` ``d`` ``w`` ``m`` on a history screen: the app decides what a span means."""
+
+    app: Any
+
+    def action_span(self, name: str) -> None:
+        setter = getattr(self.app, "set_history_span", None)
+        if setter is not None:
+            setter(name)

@@ -17,7 +17,7 @@ from tui.dashboard import fmt_duration
 from tui.history import RigHistory
 from tui.safe import safe
 from tui.site import RigRow
-from widgets.base import resample, set_border, sparkline
+from widgets.base import SPAN_BINDINGS, SpanKeys, resample, set_border, sparkline
 from widgets.rigs import STATUS_MARK
 
 CHARTS = (
@@ -86,13 +86,10 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
     return grid
 
 
-class RigDetailScreen(Screen[None]):
+class RigDetailScreen(SpanKeys, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss", "back"),
-        Binding("h", "span('hour')", "hour"),
-        Binding("d", "span('day')", "day"),
-        Binding("w", "span('week')", "week"),
-        Binding("m", "span('month')", "month"),
+        *SPAN_BINDINGS,
     ]
     DEFAULT_CSS = """
     RigDetailScreen > VerticalScroll { border: round $accent; padding: 0 1; }
@@ -114,12 +111,6 @@ class RigDetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.refresh_detail(self.row, self.history, self.now)
-
-    def action_span(self, name: str) -> None:
-        """How far back the history goes (the app asks its engine)."""
-        setter = getattr(self.app, "set_history_span", None)
-        if setter is not None:
-            setter(name)
 
     def refresh_detail(self, row: RigRow, history: RigHistory, now: float) -> None:
         self.row, self.history, self.now = row, history, now
