@@ -670,3 +670,26 @@ async def test_a_backend_that_cannot_answer_is_a_503_with_its_reason(
     assert r.status_code == 503
     assert r.json() == {"error": "history not readable: disk I/O error (/x/history.db)"}
     assert "Traceback" not in caplog.text  # a known condition, not a bug
+
+
+async def test_snapshot_is_gzipped_once_for_clients_that_accept_it(
+    backend: FakeBackend, serve: Serve
+) -> None:
+    import gzip as gz
+
+    backend.doc = big_doc(2_000)
+    _, client = await serve(backend)
+    r = await client.get("/api/v1/snapshot", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["Content-Encoding"] == "gzip" and r.json() == json.loads(
+        json.dumps(backend.doc))  # httpx decodes it: the same document
+    raw = await client.get("/api/v1/snapshot", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in raw.headers
+    assert int(r.headers["Content-Length"]) < len(raw.content) / 4
+    assert gz.decompress(await _raw_body(client)) == raw.content
+
+
+async def _raw_body(client: httpx.AsyncClient) -> bytes:
+    """The bytes on the wire (httpx's streaming API without decoding)."""
+    async with client.stream("GET", "/api/v1/snapshot",
+                             headers={"Accept-Encoding": "gzip"}) as r:
+        return b"".join([chunk async for chunk in r.aiter_raw()])

@@ -376,3 +376,30 @@ async def test_a_bug_handling_a_snapshot_does_not_stop_polling(
             await eng.stop()
     assert "network" not in eng.errors
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+
+
+async def test_many_alerts_at_once_log_twenty_lines_and_a_summary(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+
+    from tui.alerts import AlertRules
+
+    site, readings = a_site(30)
+    readings = [RigReading(rig_id=r.rig_id, host=r.host, port=4028, time=NOW, ok=False,
+                           error="connection refused") for r in readings]
+    site = replace(site, alerts=AlertRules(rig_offline_s=0.0, hold_s=0.0))
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW)]), Scripted("p", [price()])),
+                 rig_source=FakeRigs(site, readings), clock=lambda: NOW,  # type: ignore[arg-type]
+                 session_history=False)
+    with caplog.at_level(logging.INFO, logger="minertop"):
+        await eng.start()
+        try:
+            await until(lambda: len(eng.alerts.active) >= 30)
+        finally:
+            await eng.stop()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert")]
+    singles = [m for m in lines if m.startswith("alert fired")]
+    assert len(singles) == 20
+    assert any(m.startswith("alert: and ") and "offline fired" in m for m in lines)
+    assert eng.rig_history == {}  # the daemon keeps no second copy of the history

@@ -112,7 +112,9 @@ class Daemon:
         self.options = options
         self.reload_spec = reload
         self.clock = clock
-        self._engine_factory = engine_factory or (lambda s: Engine(s, clock=clock))
+        # The daemon's rig history is its database: no second copy in memory.
+        self._engine_factory = engine_factory or (
+            lambda s: Engine(s, clock=clock, session_history=False))
         self.engine: Engine | None = None
         self.store: HistoryStore | None = None
         self.api: Any = None
@@ -282,7 +284,7 @@ class Daemon:
             log.error("history writer is behind: dropped the cycle of %s", time.strftime(
                 "%H:%M:%S", time.localtime(view.time)))
         if rigs is not None:
-            self.cycle_s = None
+            self.cycle_s = rigs.duration_s
 
     async def _store_writer(self) -> None:
         last_compact = 0.0
@@ -356,7 +358,8 @@ class Daemon:
             sources[name] = {
                 "state": "error" if st.error else ("ok" if st.fetched_at else "waiting"),
                 "age_s": None if st.fetched_at is None else round(now - st.fetched_at, 1),
-                "error": st.error, "interval_s": st.interval, "label": st.label}
+                "error": st.error, "interval_s": st.interval, "label": st.label,
+                "poll_s": None if st.duration_s is None else round(st.duration_s, 3)}
         store: dict[str, Any] = {"state": "closed"}
         if self.store is not None:
             s = self.store.status
@@ -374,6 +377,7 @@ class Daemon:
                "uptime_s": round(now - self.started_at, 1),
                "source": view.source_label if view else None, "sources": sources,
                "store": store, "notifiers": notifiers, "cycles": self.cycles,
+               "cycle_s": None if self.cycle_s is None else round(self.cycle_s, 3),
                "errors": dict(view.errors) if view else {}}
         return True, doc  # 200 while the process serves: the document says what is wrong
 

@@ -59,6 +59,8 @@ THREAD_ABOVE_RIGS = 500
 #: Rigs handled between two hand-backs to the event loop (each step takes a few ms).
 SITE_STEP = 250
 MIN_INTERVAL_S, MAX_INTERVAL_S = 5.0, 3600.0
+#: Alert events logged one line each when they come at once; the rest are summed up.
+LOG_EVENTS_AT_ONCE = 20
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Poller:
     polls: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     next_at: float | None = None  #: monotonic time of the next poll
+    duration_s: float | None = None  #: how long the last poll took (a rig cycle: all rigs)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -89,6 +92,7 @@ class SourceState:
     polling: bool
     interval: float
     polls: int
+    duration_s: float | None = None  #: how long the last poll took
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,8 @@ def view_from_wire(doc: Any, now: float) -> EngineView:
             site = replace(site, counts=dict(site.counts))
         sources = {}
         for k, st in wire.read_only(doc["sources"]).items():
-            sources[str(k)] = SourceState(**{f: st[f] for f in SourceState.__slots__})
+            sources[str(k)] = SourceState(**{f: st[f] for f in SourceState.__slots__
+                                             if f in st or f != "duration_s"})
         errors = {str(k): str(v) for k, v in wire.read_only(doc["errors"]).items()}
         dashboard = compute(chain, price, now) if chain is not None else None
         return EngineView(
@@ -187,8 +192,11 @@ class Engine:
         backoff_overrides: Mapping[str, float] | None = None,
         poll_overrides: Mapping[str, float] | None = None,
         threaded_rigs: bool = True,
+        session_history: bool = True,
         logger: logging.Logger | None = None,
     ) -> None:
+        """``session_history``: keep each rig's readings in memory for the detail screen
+        (the dashboard); the daemon keeps them in its database instead."""
         self.spec = spec
         self.clock = clock
         self.log = logger or log
@@ -207,6 +215,7 @@ class Engine:
         self.site_view: SiteView | None = None
         self.fleet: RigFleet | None = None
         self.rig_history: dict[str, RigHistory] = {}
+        self.session_history = session_history
         self._catalog: Catalog | None = None
         rules = spec.site.alerts if spec.site is not None else AlertRules()
         self.alerts = AlertEngine(rules)
@@ -255,7 +264,7 @@ class Engine:
 
     def source_states(self) -> dict[str, SourceState]:
         return {p.name: SourceState(p.name, getattr(p.source, "label", p.name), p.fetched_at,
-                                    p.error, p.polling, p.interval, p.polls)
+                                    p.error, p.polling, p.interval, p.polls, p.duration_s)
                 for p in self.pollers.values()}
 
     def publish(self, *, cycle: bool = False) -> EngineView:
@@ -280,12 +289,22 @@ class Engine:
         return view
 
     def _log_alerts(self, events: Sequence[AlertEvent]) -> None:
-        """One line per event in the log, and in ``[alerts] log_file`` when configured."""
-        for e in events:
+        """One line per event in the log (past :data:`LOG_EVENTS_AT_ONCE` in one go, the
+        rest summed up in one line: a site-wide start-up must not flood the journal), and
+        every event in ``[alerts] log_file`` when configured."""
+        for e in events[:LOG_EVENTS_AT_ONCE]:
             a = e.alert
             self.log.log(logging.WARNING if e.kind == "fired" else logging.INFO,
                          "alert %s (%s) %s: %s", e.kind, a.severity, a.key,
                          " ".join(a.message.split()))
+        rest = events[LOG_EVENTS_AT_ONCE:]
+        if rest:
+            kinds: dict[str, int] = {}
+            for e in rest:
+                k = f"{e.alert.kind} {e.kind}"
+                kinds[k] = kinds.get(k, 0) + 1
+            self.log.warning("alert: and %d more at once (%s)", len(rest), ", ".join(
+                f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])))
         path = self.alerts.rules.log_file
         if path is None:
             return
@@ -474,6 +493,7 @@ class Engine:
 
     async def _poll_once(self, p: Poller) -> float:
         p.polling = True
+        started = time.monotonic()
         try:
             snap = await p.source.fetch()
         except SourceError as e:
@@ -498,6 +518,7 @@ class Engine:
         finally:
             p.polling = False
             p.polls += 1
+            p.duration_s = time.monotonic() - started
         return delay
 
     def _failed(self, p: Poller, error: str) -> None:
@@ -600,7 +621,7 @@ class Engine:
         while self._rig_updates:
             for r in self._rig_updates.popleft():
                 fleet.record(r)
-                if not r.ok:
+                if not r.ok and self.session_history:
                     self.history_for(r.rig_id).error(r.time, r.error or "unknown error")
                 n += 1
                 if n % step == 0:
@@ -627,7 +648,7 @@ class Engine:
         record, self._site_record = self._site_record, False
         alerts_due, self._alerts_due = self._alerts_due, False
         self.site_view = view
-        if record:
+        if record and self.session_history:
             for i, row in enumerate(view.rows):
                 if i and i % step == 0:
                     await asyncio.sleep(0)
