@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -87,21 +87,28 @@ async def fetch_view(url: str, token: str | None, clock: Callable[[], float] = t
         raise RemoteError(f"daemon {host_label(url)}: {e}") from None
 
 
-def history_from_points(points: list[dict[str, Any]]) -> RigHistory:
-    """A rig's daemon history as the detail screen's :class:`RigHistory`; status changes
-    (down at 03:02, back at 03:40) become its dated event lines."""
+def history_from_points(points: Sequence[dict[str, Any]],
+                        events: Sequence[AlertEvent] = ()) -> RigHistory:
+    """A rig's daemon history as the detail screen's :class:`RigHistory`: status changes
+    (down at 03:02, back at 03:40) and the rig's alerts (which say how: "a-07 offline for
+    5m: connection refused") become its dated event lines, in time order."""
     hist = RigHistory(capacity=max(4, min(len(points), 2000)))
+    lines: list[tuple[float, str]] = []
     last_status = None
     for p in points:
         t = float(p["t"])
         status = p.get("status")
         if status != last_status and (last_status is not None or status != "ok"):
-            hist.error(t, f"{last_status} → {status}" if last_status else f"{status}")
+            lines.append((t, f"{last_status} → {status}" if last_status else f"{status}"))
         last_status = status
         if status == "ok":
             hist.add(Sample(time=t, hashrate_ths=p.get("hashrate_ths"), power_w=p.get("power_w"),
                             temp_c=p.get("temp_max_c"), fan_rpm=None,
                             margin_usd_day=p.get("margin_usd_day")))
+    for e in events:
+        lines.append((e.time, f"alert {e.kind}: {e.alert.message}"))
+    for t, line in sorted(lines, key=lambda x: x[0]):
+        hist.error(t, line)
     return hist
 
 
@@ -307,7 +314,11 @@ class RemoteEngine:
             doc = await _get_json(self._client, self.url,
                                   f"/api/v1/rigs/{quote(rig_id, safe='')}/history"
                                   f"?since={since:.0f}&until={now:.0f}")
-            hist = history_from_points(list(doc.get("points", [])))
+            alerts = await _get_json(self._client, self.url,
+                                     f"/api/v1/alerts?since={since:.0f}&until={now:.0f}")
+            mine = [e for e in _events(alerts.get("events", []) if isinstance(alerts, dict)
+                                       else []) if e.alert.subject == rig_id]
+            hist = history_from_points(list(doc.get("points", [])), mine)
             self._histories[rig_id] = (now, self.history_span, hist)
             self._republish()
         except RemoteError as e:

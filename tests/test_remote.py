@@ -1,0 +1,36 @@
+"""The attached dashboard's engine: a rig's daemon history and a hostile reply."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.alerts import Alert, AlertEvent
+from tui.engine import view_from_wire
+from tui.remote import history_from_points
+from tui.wire import WireError
+
+T0 = 1_769_000_000.0
+
+
+def test_a_rig_that_died_at_3am_shows_when_and_how() -> None:
+    pts = [{"t": T0 + i * 10, "status": s, "hashrate_ths": 100.0 if s == "ok" else None,
+            "power_w": 3000.0, "temp_max_c": 70.0, "margin_usd_day": 1.0}
+           for i, s in enumerate(["ok", "ok", "offline", "offline", "ok"])]
+    alert = Alert("rig:a-07:offline", "a-07", "offline", "critical",
+                  "a-07 offline for 5m: connection refused", T0 + 20)
+    hist = history_from_points(pts, [AlertEvent("fired", alert, T0 + 25)])
+    assert len(hist) == 3 and hist.series("hashrate_ths") == [100.0, 100.0, 100.0]
+    assert list(hist.errors) == [
+        (T0 + 20, "ok → offline"),
+        (T0 + 25, "alert fired: a-07 offline for 5m: connection refused"),
+        (T0 + 40, "offline → ok"),
+    ]
+
+
+@pytest.mark.parametrize("doc", [
+    [], {"wire": 99}, {"wire": 1, "chain": {"__t": "os.system"}},
+    {"wire": 1, "seq": 1, "chain": None, "price": None, "site": {"__t": "RigRow", "x": 1}},
+])
+def test_a_reply_that_is_not_a_view_is_a_clear_error(doc: object) -> None:
+    with pytest.raises(WireError):
+        view_from_wire(doc, T0)
