@@ -32,8 +32,10 @@ class HeaderBar(Widget):
 
     def set_data(self, *, source: str, tip: int | None, price: float | None,
                  hashprice: float | None) -> None:
-        self.source, self.tip, self.price, self.hashprice = source, tip, price, hashprice
-        self.refresh()
+        data = (source, tip, price, hashprice)
+        if data != (self.source, self.tip, self.price, self.hashprice):
+            self.source, self.tip, self.price, self.hashprice = data
+            self.refresh()
 
     def set_statuses(self, statuses: dict[str, SourceStatus], now: float, paused: bool) -> None:
         self.statuses, self.now, self.paused = statuses, now, paused
