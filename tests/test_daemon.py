@@ -110,10 +110,11 @@ def test_demo_daemon_serves_the_once_document_and_history_and_stops_on_sigterm(
     assert set(snap) == set(doc) and set(snap["site"]) == set(doc["site"])
     assert set(snap["rigs"][0]) == set(doc["rigs"][0]) and len(snap["rigs"]) == 48
     assert snap["tip_height"] == doc["tip_height"]
-    d.wait_for(lambda: d.cycles() >= 2, what="a second cycle")
+    d.wait_for(lambda: d.get("/healthz").json()["store"]["age_s"] is not None,
+               what="the cycle written")
     now = time.time()
     hist = d.get(f"/api/v1/rigs/a-01/history?since={now - 600:.0f}").json()
-    assert hist["rig"] == "a-01" and len(hist["points"]) >= 2
+    assert hist["rig"] == "a-01" and len(hist["points"]) >= 1
     ts = [p["t"] for p in hist["points"]]
     assert ts == sorted(ts) and hist["points"][-1]["status"] == "ok"
     assert set(hist["points"][0]) >= {"t", "hashrate_ths", "power_w", "temp_max_c", "status",
@@ -135,8 +136,7 @@ def test_demo_daemon_serves_the_once_document_and_history_and_stops_on_sigterm(
 
 def test_kill_9_loses_at_most_the_cycle_in_flight_and_a_restart_continues(
         tmp_path: Path, procs: list[Proc]) -> None:
-    d = demo_daemon(tmp_path, procs, "--price", "71000")
-    d.wait_for(lambda: d.cycles() >= 2, what="two cycles")
+    d = demo_daemon(tmp_path, procs, "--price", "71000")  # one cycle written
     since = time.time() - 600
     before = d.get(f"/api/v1/rigs/a-01/history?since={since:.0f}").json()["points"]
     d.kill()  # SIGKILL: no clean-up at all
