@@ -485,9 +485,10 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
         if periods:
             mean_p = statistics.fmean(periods)
             line("rig poll period (healthz age_s)", f"{mean_p:.1f} s",
-                 f"=> a cycle lasts ~{mean_p - INTERVAL_S:.1f} s (period - interval {INTERVAL_S} s;"
-                 f" healthz has no cycle duration)")
-            out["cycle_est_s"] = mean_p - INTERVAL_S
+                 f"(interval {INTERVAL_S} s + the cycle itself)")
+        if hz.get("cycle_s") is not None:
+            line("rig poll cycle (healthz cycle_s)", f"{hz['cycle_s']:.2f} s")
+            out["cycle_s"] = hz["cycle_s"]
         r_first, r_mid, r_last = rss[0][1], rss[len(rss) // 2][1], rss[-1][1]
         r_max = max(r for _, r in rss)
         line("RSS start / mid / end / max of window",
