@@ -191,6 +191,10 @@ def test_token_rules(tmp_path: Path, procs: list[Proc]) -> None:
     assert d.get("/api/v1/snapshot", token="wrong-token-0123456789").status_code == 401
     assert d.get(f"/api/v1/snapshot?token={TOKEN}").status_code == 401
     assert d.get("/api/v1/snapshot", token=TOKEN).status_code == 200
+    assert d.get("/metrics").status_code == 401  # Prometheus needs the token too
+    m = d.get("/metrics", token=TOKEN)
+    assert m.status_code == 200 and m.headers["Content-Type"].startswith("text/plain")
+    assert 'minertop_site_rigs{site="Texas-A",status="ok"}' in m.text
     # the dashboard's --once attached with the token from the environment
     r = subprocess.run([sys.executable, "-c", CODE, "--attach", d.url, "--once", "--json"],
                        capture_output=True, text=True, timeout=30,

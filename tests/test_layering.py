@@ -22,7 +22,8 @@ IO_MODULES = {"httpx", "aiohttp", "asyncio", "socket", "sqlite3", "smtplib", "su
               "ssl", "http", "urllib.request", "textual", "rich", "threading", "select"}
 #: The engine and every headless face: never Textual.
 HEADLESS = {"tui.engine", "tui.spec", "tui.demo", "tui.api", "tui.logs", "tui.config",
-            "tui.catalog", "tui.store", "tui.notify", "tui.daemon", "tui.remote", "tui.wire"}
+            "tui.catalog", "tui.store", "tui.notify", "tui.daemon", "tui.remote", "tui.wire",
+            "tui.metrics"}
 
 
 def module_name(path: Path) -> str:

@@ -465,6 +465,20 @@ def make_app(
             body=body, content_type=JSON_CONTENT_TYPE, charset="utf-8", headers=headers
         )
 
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        """Prometheus text exposition of the last completed cycle (see tui.metrics)."""
+        get = getattr(backend, "metrics_doc", None)
+        doc = get() if get is not None else None
+        if doc is None:
+            return _error(503, "no poll cycle completed yet", {"Cache-Control": "no-cache"})
+        body, gz = doc
+        headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding",
+                   "Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+            headers["Content-Encoding"] = "gzip"
+            body = gz
+        return web.Response(body=body, headers=headers)
+
     async def rig_history(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         since, until, _ = _window(request, clock(), DEFAULT_HISTORY_SPAN)
@@ -490,6 +504,7 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/snapshot", snapshot)
     app.router.add_get("/api/v1/view", view)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/rigs/{name}/history", rig_history)
     app.router.add_get("/api/v1/site/history", site_history)
     app.router.add_get("/api/v1/alerts", alerts)

@@ -130,6 +130,10 @@ class Daemon:
         self._wire: dict[str, Any] | None = None
         self._wire_seq: object = None
         self._tasks: list[asyncio.Task[Any]] = []
+        #: /metrics: (view seq, exposition, its gzip), rendered in a thread once per cycle
+        self._metrics: tuple[int, bytes, bytes] | None = None
+        self._metrics_view: EngineView | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._store_dropped = 0
         self.cycles = 0
@@ -272,6 +276,11 @@ class Daemon:
                 self.notify.submit(view.alert_events)
         if view.dashboard is not None and (view.cycle or not view.has_site):
             self._doc_view = view
+        if view.cycle or self._metrics is None:
+            self._metrics_view = view
+            if self._metrics_task is None or self._metrics_task.done():
+                self._metrics_task = asyncio.get_running_loop().create_task(
+                    self._render_metrics(), name="minertop-metrics")
         if not view.cycle:
             return
         self.cycles += 1
@@ -315,6 +324,44 @@ class Daemon:
         except Exception:
             log.exception("recording the history failed")
             return False
+
+    @property
+    def site_name(self) -> str:
+        """The ``site`` label of the metrics: the config's ``[site] name`` (or the demo's),
+        else this host's name."""
+        engine_site = self.engine.site if self.engine is not None else None
+        if engine_site is not None:
+            return engine_site.name
+        import socket
+
+        return socket.gethostname().split(".")[0] or "site"
+
+    async def _render_metrics(self) -> None:
+        """Render the exposition of the newest cycle in a thread (5,000 rigs: ~0.3 s of
+        CPU, 3.6 MB), gzip it once; scrapes then copy bytes.  Coalescing: a cycle that
+        lands meanwhile is rendered next."""
+        import gzip
+
+        from tui.metrics import render
+
+        while self._metrics_view is not None:
+            view, self._metrics_view = self._metrics_view, None
+            site = self.site_name
+
+            def work(view: EngineView = view, site: str = site) -> tuple[bytes, bytes]:
+                body = render(view, site)
+                return body, gzip.compress(body, compresslevel=5, mtime=0)
+
+            try:
+                body, gz = await asyncio.to_thread(work)
+            except Exception:
+                log.exception("rendering /metrics failed")
+                continue
+            self._metrics = (view.seq, body, gz)
+
+    def metrics_doc(self) -> tuple[bytes, bytes] | None:
+        """The exposition of the last completed cycle and its gzip (None: none yet)."""
+        return None if self._metrics is None else self._metrics[1:]
 
     # ------------------------------------------------------------------ API views
     def snapshot_doc(self) -> dict[str, Any] | None:
@@ -406,6 +453,9 @@ class _Backend:
 
     def view_doc(self) -> dict[str, Any] | None:
         return self.d.wire_doc()
+
+    def metrics_doc(self) -> tuple[bytes, bytes] | None:
+        return self.d.metrics_doc()
 
     async def rig_history(self, rig: str, since: float, until: float) -> dict[str, Any] | None:
         store = self.d.store

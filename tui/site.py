@@ -75,6 +75,7 @@ class RigRow:
     pool: str | None
     economics: RigEconomics | None
     nominal_ths: float | None = None  #: the model's (or the config's) nominal hashrate
+    firmware: str | None = None  #: as the rig reports it (e.g. "antminer", "braiins")
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def compute_site(
             pool=rd.pool if rd else None,
             economics=econ,
             nominal_ths=spec.hashrate_ths if spec else None,
+            firmware=safe(rd.firmware, 40) if rd and rd.firmware else None,
         ))
     totals = site_totals(econ_items, price_usd)
     return SiteView(site.name, tuple(rows), totals, price_usd, counts, live_ths, live_w)
