@@ -567,6 +567,25 @@ def bench_size(n: int, args: argparse.Namespace, cmd: list[str]) -> dict[str, An
         out["snapshot"] = {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat, default=0),
                            "bytes": len(body)}
 
+        # ---- /metrics as Prometheus scrapes it (gzip), one scraper at a time
+        met_url = api + "/metrics"
+        scrape: list[float] = []
+        sizes = (0, 0)
+        for _ in range(20):
+            t0 = time.perf_counter()
+            with http().stream("GET", met_url, headers={"Accept-Encoding": "gzip"},
+                               timeout=30) as mr:
+                raw = b"".join(mr.iter_raw())
+            scrape.append((time.perf_counter() - t0) * 1000)
+            plain = http().get(met_url, headers={"Accept-Encoding": "identity"}, timeout=30)
+            sizes = (len(plain.content), len(raw))
+        series = sum(1 for ln in plain.text.splitlines() if ln and not ln.startswith("#"))
+        line("GET /metrics (gzip, as Prometheus asks)",
+             f"p50 {pct(scrape, 50):.1f} p99 {pct(scrape, 99):.1f} ms",
+             f"{sizes[0]:,} bytes ({sizes[1]:,} gzipped), {series:,} series")
+        out["metrics"] = {"p50": pct(scrape, 50), "p99": pct(scrape, 99), "bytes": sizes[0],
+                          "gzip_bytes": sizes[1], "series": series}
+
         # ---- attach: the dashboard in a pty, and --once
         print(f"  -- minertop --attach {api} ({args.cols}x{args.rows} pty) --")
         patterns = {"network (EH/s)": re.compile(rb"\d EH/s"),
@@ -705,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
               f"history {mb(r.get('db_per_day', float('nan')))}/day, "
               f"snapshot p50/p99 {snap.get('p50', float('nan')):.0f}/"
               f"{snap.get('p99', float('nan')):.0f} ms ({snap.get('bytes', 0) / 1e3:,.0f} kB), "
+              f"/metrics p50 {r.get('metrics', {}).get('p50', float('nan')):.1f} ms "
+              f"({r.get('metrics', {}).get('bytes', 0) / 1e3:,.0f} kB), "
               f"attach {r.get('attach_s', float('nan')):.2f} s, --once --json "
               f"{r.get('once_json_s', float('nan')):.2f} s, SIGTERM exit "
               f"{r.get('exit_s', float('nan')):.2f} s (rc {r.get('exit_rc')})"
