@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         "notifications; 'minertop sim --help' serves a simulated network on loopback.",
     )
     _add_source_args(p)
+    fleet = p.add_argument_group("many sites")
+    fleet.add_argument("--prometheus", metavar="URL",
+                       help="the fleet view: one row per site, from the Prometheus that scrapes "
+                       "every site's daemon (token, if any: $MINERTOP_PROMETHEUS_TOKEN)")
     att = p.add_argument_group("a running daemon")
     how = att.add_mutually_exclusive_group()
     how.add_argument("--attach", metavar="URL",
@@ -388,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return daemon_main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
+        if args.prometheus is not None:
+            return _fleet_main(args)
         attach = args.attach
         token = _token(args.token_file, os.environ)
         if attach is not None:
@@ -422,6 +428,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tui.app import run_app
 
     return run_app(spec, attach=attach, token=token, notify=args.notify)
+
+
+def _fleet_main(args: argparse.Namespace) -> int:
+    """``minertop --prometheus URL [--once [--json]]``: the fleet view."""
+    url = _check_url("--prometheus", args.prometheus)
+    others = [f for f, v in (("--demo", args.demo), ("--mempool", args.mempool),
+                             ("--bitcoind", args.bitcoind), ("--attach", args.attach),
+                             ("--config", args.config)) if v]
+    if others:
+        raise UsageError(f"--prometheus shows what Prometheus scrapes: drop {', '.join(others)}")
+    if args.json and not args.once:
+        raise UsageError("--json needs --once")
+    token = os.environ.get("MINERTOP_PROMETHEUS_TOKEN") or None
+    from tui.logs import LogSetupError, setup_logging
+
+    try:
+        setup_logging("once" if args.once else "dashboard", args.log)
+    except LogSetupError as e:
+        raise UsageError(str(e)) from None
+    if args.once:
+        return asyncio.run(_once_fleet(url, token, args.json))
+    from tui.fleet_app import run_fleet_app
+
+    ascii_only = (not locale_is_utf8(os.environ)) if args.ascii is None else args.ascii
+    return run_fleet_app(url, token, ascii=ascii_only, mouse=args.mouse)
+
+
+async def _once_fleet(url: str, token: str | None, as_json: bool) -> int:
+    """Every site's figures from Prometheus, once: 0, or 1 when Prometheus can't be read."""
+    from tui.fleet import fleet_json, fleet_text
+    from tui.sources.base import SourceError
+    from tui.sources.prometheus import PrometheusSource
+
+    source = PrometheusSource(url, token=token)
+    try:
+        snap = await source.fetch()
+    except SourceError as e:
+        print(f"minertop: {e}", file=sys.stderr)
+        return 1
+    finally:
+        await source.aclose()
+    if as_json:
+        print(json.dumps(fleet_json(snap), indent=2, ensure_ascii=False))
+    else:
+        print(fleet_text(snap))
+    return 0
 
 
 def resolve_display(args: argparse.Namespace) -> SourceSpec:
