@@ -70,8 +70,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type: 
             p = Proc(d, "--config", str(d / "config.toml"), "--mempool", info["mempool"])
             procs.append(p)
             daemons[name] = p
-        for p in procs:
-            p.wait_for(lambda p=p: p.cycles() >= 1, what="the daemon's first cycle")
+        for p in procs:  # a cycle with the network's numbers (margins need the hashprice)
+            p.wait_for(lambda p=p: p.get("/api/v1/snapshot").status_code == 200 and p.get(
+                "/api/v1/snapshot").json()["site"]["margin_usd_day"] is not None,
+                what="the daemon's first priced cycle")
         config = tmp / "prometheus.yml"
         config.write_text(prometheus_yml([p.url + "/metrics" for p in procs]))
         port = free_port()

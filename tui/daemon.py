@@ -133,6 +133,7 @@ class Daemon:
         #: /metrics: (view seq, exposition, its gzip), rendered in a thread once per cycle
         self._metrics: tuple[int, bytes, bytes] | None = None
         self._metrics_view: EngineView | None = None
+        self._metrics_shown: EngineView | None = None  #: the last view queued to render
         self._metrics_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._store_dropped = 0
@@ -274,10 +275,18 @@ class Daemon:
             self._events.extend(view.alert_events)
             if self.notify is not None:
                 self.notify.submit(view.alert_events)
-        if view.dashboard is not None and (view.cycle or not view.has_site):
+        # The documents follow the newest complete picture: a cycle, and also the network
+        # numbers (and the margins that depend on them) recomputed between cycles; a
+        # cycle that finished before the first chain data is not left without them.
+        last = self._doc_view
+        if view.dashboard is not None and (view.site is not None or not view.has_site) and (
+                last is None or view.cycle or view.dashboard is not last.dashboard
+                or view.site is not last.site):
             self._doc_view = view
-        if view.cycle or self._metrics is None:
-            self._metrics_view = view
+        shown = self._metrics_shown
+        if (shown is None or view.cycle or view.dashboard is not shown.dashboard
+                or view.site is not shown.site):
+            self._metrics_view = self._metrics_shown = view
             if self._metrics_task is None or self._metrics_task.done():
                 self._metrics_task = asyncio.get_running_loop().create_task(
                     self._render_metrics(), name="minertop-metrics")
