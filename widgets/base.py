@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,3 +197,48 @@ class SpanKeys:
         setter = getattr(self.app, "set_history_span", None)
         if setter is not None:
             setter(name)
+
+class SortFilter:
+    """Sorting and filtering keys of a table pane (the rigs, the sites).
+
+    The pane has ``columns`` (each with a ``key``), ``sort_column``, ``sort_reverse`` and
+    ``filter_text``, an ``Input`` for the filter, and two methods: ``_resort()`` applies a
+    new order now, ``_refilter()`` shows the rows matching ``filter_text``.
+    """
+
+    columns: Any
+    sort_column: str
+    sort_reverse: bool
+    filter_text: str
+    _resort: Callable[[], None]
+    _refilter: Callable[[], None]
+
+    def cycle_sort(self, step: int) -> None:
+        keys = [c.key for c in self.columns]
+        i = keys.index(self.sort_column) if self.sort_column in keys else 0
+        self.sort_column = keys[(i + step) % len(keys)]
+        self._resort()
+
+    def reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._resort()
+
+    def sort_by(self, column: str, reverse: bool | None = None) -> None:
+        if column not in {c.key for c in self.columns}:
+            raise ValueError(column)
+        if reverse is None:
+            reverse = not self.sort_reverse if column == self.sort_column else False
+        self.sort_column, self.sort_reverse = column, reverse
+        self._resort()
+
+    def start_filter(self) -> None:
+        from textual.widgets import Input
+
+        self.add_class("-filtering")  # type: ignore[attr-defined]
+        box = self.query_one(Input)  # type: ignore[attr-defined]
+        box.value = self.filter_text
+        box.focus()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self._refilter()

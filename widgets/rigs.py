@@ -34,7 +34,7 @@ from textual.widgets import Input
 
 from tui.safe import safe
 from tui.site import RigRow
-from widgets.base import set_border
+from widgets.base import SortFilter, set_border
 
 STATUS_MARK = {"ok": "● ok", "stale": "◐ stale", "offline": "✗ offline", "error": "✗ error"}
 STATUS_STYLE = {"ok": "green", "stale": "yellow", "offline": "bold red", "error": "bold red"}
@@ -448,7 +448,7 @@ class RigTable(ScrollView, can_focus=True):
             event.stop()
 
 
-class RigsPane(Vertical):
+class RigsPane(SortFilter, Vertical):
     """Sortable, filterable rig table with the site totals in its title."""
 
     can_focus = False
@@ -581,32 +581,7 @@ class RigsPane(Vertical):
         return f"sort {label} {arrow}{filt}"
 
     # ---------------------------------------------------------------- sort & filter
-    def cycle_sort(self, step: int) -> None:
-        keys = [c.key for c in self.columns]
-        i = keys.index(self.sort_column) if self.sort_column in keys else 0
-        self.sort_column = keys[(i + step) % len(keys)]
-        self._resort()
-
-    def reverse_sort(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-        self._resort()
-
-    def sort_by(self, column: str, reverse: bool | None = None) -> None:
-        if column not in {c.key for c in self.columns}:
-            raise ValueError(column)
-        if reverse is None:
-            reverse = not self.sort_reverse if column == self.sort_column else False
-        self.sort_column, self.sort_reverse = column, reverse
-        self._resort()
-
-    def start_filter(self) -> None:
-        self.add_class("-filtering")
-        box = self.query_one(Input)
-        box.value = self.filter_text
-        box.focus()
-
-    def set_filter(self, text: str) -> None:
-        self.filter_text = text.strip()
+    def _refilter(self) -> None:
         self._sync(self._rows, force_sort=True)
 
     @on(Input.Changed, "#rig-filter")

@@ -30,7 +30,7 @@ from tui.dashboard import fmt_duration, fmt_local, fmt_pct
 from tui.fleet import EH, FleetNetwork, FleetRig, FleetSite
 from tui.safe import safe
 from tui.site import RigRow
-from widgets.base import Pane, SourceStatus, fmt_age, set_border
+from widgets.base import Pane, SortFilter, SourceStatus, fmt_age, set_border
 from widgets.header import HeaderBar
 from widgets.rigs import CELL_PADDING as RIG_CELL_PADDING
 from widgets.rigs import COLUMNS as RIG_COLUMNS
@@ -232,7 +232,7 @@ class SiteTable(DataTable[Text]):
     ]
 
 
-class SitesPane(Vertical):
+class SitesPane(SortFilter, Vertical):
     """One row per site, sortable (``s`` ``<`` ``>`` ``i``) and filterable (``/``), with the
     fleet's totals in its title and the data's freshness in its subtitle."""
 
@@ -423,32 +423,7 @@ class SitesPane(Vertical):
     def _resort(self) -> None:
         self._sync(resort=True)
 
-    def cycle_sort(self, step: int) -> None:
-        keys = [c.key for c in self.columns]
-        i = keys.index(self.sort_column) if self.sort_column in keys else 0
-        self.sort_column = keys[(i + step) % len(keys)]
-        self._resort()
-
-    def reverse_sort(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-        self._resort()
-
-    def sort_by(self, column: str, reverse: bool | None = None) -> None:
-        if column not in {c.key for c in self.columns}:
-            raise ValueError(column)
-        if reverse is None:
-            reverse = not self.sort_reverse if column == self.sort_column else False
-        self.sort_column, self.sort_reverse = column, reverse
-        self._resort()
-
-    def start_filter(self) -> None:
-        self.add_class("-filtering")
-        box = self.query_one(Input)
-        box.value = self.filter_text
-        box.focus()
-
-    def set_filter(self, text: str) -> None:
-        self.filter_text = text.strip()
+    def _refilter(self) -> None:
         self._sync(resort=True)
 
     @property
