@@ -137,7 +137,73 @@ class EngineLike(Protocol):
     def history_for(self, rig_id: str) -> RigHistory: ...
 
 
-class MinertopApp(App[int]):
+class HangupGuard:
+    """Exit cleanly when the terminal goes away (an SSH drop), for any minertop App.
+
+    The App sets ``self._hangup = False`` in its ``__init__`` and calls
+    :meth:`_install_hangup_guards` when mounted.
+    """
+
+    _hangup: bool
+
+    def _exit_requested(self) -> bool:
+        return self._exit or self._hangup  # type: ignore[attr-defined]
+
+    def _install_hangup_guards(self) -> None:
+        """Exit cleanly when the terminal goes away (SSH drop): SIGHUP, or a dead tty.
+
+        SIGHUP is not always delivered (masked by a supervisor, or the pty is not our
+        controlling terminal), and meanwhile Textual's input thread busy-loops on the dead
+        stdin, so a thread also waits for the tty's hang-up and ends the app at once.
+        """
+        import select
+
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        fd = _tty_fd()
+        if fd is None:
+            return
+
+        def guard() -> None:
+            # poll() reports POLLHUP/POLLERR/POLLNVAL even with no events asked for, so this
+            # sleeps until the hang-up; the 1 s timeout re-checks the tty (and our exit) anyway.
+            poller = select.poll() if hasattr(select, "poll") else None
+            if poller is not None:
+                poller.register(fd, 0)
+            while not (self._exit_requested() or loop.is_closed()):
+                flagged = False
+                if poller is None:
+                    time.sleep(1.0)
+                else:
+                    try:
+                        flagged = bool(poller.poll(1000))
+                    except OSError:
+                        flagged = True
+                if self._exit_requested() or loop.is_closed():
+                    return
+                if not _tty_alive(fd):
+                    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                        loop.call_soon_threadsafe(self._on_hangup)
+                    return
+                if flagged:
+                    time.sleep(1.0)  # flagged, yet the tty still answers: don't busy-loop
+
+        threading.Thread(target=guard, name="minertop-tty-guard", daemon=True).start()
+
+    def _on_hangup(self) -> None:
+        if self._hangup:
+            return
+        self._hangup = True
+        # Restoring the terminal may block or fail on a dead tty: never let that keep us alive.
+        t = threading.Timer(3.0, os._exit, args=(129,))
+        t.daemon = True
+        t.start()
+        self.exit(129)  # type: ignore[attr-defined]
+
+
+
+class MinertopApp(HangupGuard, App[int]):
     CSS_PATH = "minertop.tcss"
     TITLE = "minertop"
     ENABLE_COMMAND_PALETTE = True
@@ -342,9 +408,6 @@ class MinertopApp(App[int]):
     @property
     def _startup_error(self) -> str | None:
         return self.view.errors.get("startup") if self.view else None
-
-    def _exit_requested(self) -> bool:
-        return self._exit or self._hangup  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ views
     def _views_ready(self) -> bool:
@@ -690,58 +753,6 @@ class MinertopApp(App[int]):
         self.exit(0)
 
     # ------------------------------------------------------------------ shutdown
-    def _install_hangup_guards(self) -> None:
-        """Exit cleanly when the terminal goes away (SSH drop): SIGHUP, or a dead tty.
-
-        SIGHUP is not always delivered (masked by a supervisor, or the pty is not our
-        controlling terminal), and meanwhile Textual's input thread busy-loops on the dead
-        stdin, so a thread also waits for the tty's hang-up and ends the app at once.
-        """
-        import select
-
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
-        fd = _tty_fd()
-        if fd is None:
-            return
-
-        def guard() -> None:
-            # poll() reports POLLHUP/POLLERR/POLLNVAL even with no events asked for, so this
-            # sleeps until the hang-up; the 1 s timeout re-checks the tty (and our exit) anyway.
-            poller = select.poll() if hasattr(select, "poll") else None
-            if poller is not None:
-                poller.register(fd, 0)
-            while not (self._exit_requested() or loop.is_closed()):
-                flagged = False
-                if poller is None:
-                    time.sleep(1.0)
-                else:
-                    try:
-                        flagged = bool(poller.poll(1000))
-                    except OSError:
-                        flagged = True
-                if self._exit_requested() or loop.is_closed():
-                    return
-                if not _tty_alive(fd):
-                    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                        loop.call_soon_threadsafe(self._on_hangup)
-                    return
-                if flagged:
-                    time.sleep(1.0)  # flagged, yet the tty still answers: don't busy-loop
-
-        threading.Thread(target=guard, name="minertop-tty-guard", daemon=True).start()
-
-    def _on_hangup(self) -> None:
-        if self._hangup:
-            return
-        self._hangup = True
-        # Restoring the terminal may block or fail on a dead tty: never let that keep us alive.
-        t = threading.Timer(3.0, os._exit, args=(129,))
-        t.daemon = True
-        t.start()
-        self.exit(129)
-
     async def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()

@@ -33,7 +33,14 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from tui.app import MIN_HEIGHT, MIN_WIDTH, HelpScreen, MinertopApp, TooSmallScreen, tune_gc
+from tui.app import (
+    MIN_HEIGHT,
+    MIN_WIDTH,
+    HangupGuard,
+    HelpScreen,
+    TooSmallScreen,
+    tune_gc,
+)
 from tui.commands import Command
 from tui.fleet import FleetRig, FleetSnapshot
 from tui.sources.base import RateLimited, SourceError
@@ -133,7 +140,7 @@ class RigsFailed(Message):
 # --------------------------------------------------------------------------- the app
 
 
-class FleetApp(App[int]):
+class FleetApp(HangupGuard, App[int]):
     TITLE = "minertop fleet"
     ENABLE_COMMAND_PALETTE = True
     CSS = "Screen { layout: vertical; }"
@@ -185,13 +192,6 @@ class FleetApp(App[int]):
         self._notified: set[str] = set()
         self._hangup = False
         self._ascii_filter = AsciiFilter()
-
-    # The dashboard's hang-up handling (SIGHUP, or a tty that went away under SSH), as is.
-    _install_hangup_guards = MinertopApp._install_hangup_guards
-    _on_hangup = MinertopApp._on_hangup
-
-    def _exit_requested(self) -> bool:
-        return self._exit or self._hangup  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
