@@ -403,3 +403,40 @@ async def test_many_alerts_at_once_log_twenty_lines_and_a_summary(
     assert len(singles) == 20
     assert any(m.startswith("alert: and ") and "offline fired" in m for m in lines)
     assert eng.rig_history == {}  # the daemon keeps no second copy of the history
+
+
+async def test_a_cycle_is_recorded_with_all_its_readings_even_when_they_land_mid_compute(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last readings of a cycle arriving while an early batch is being computed: the
+    view published as the cycle has them all (not the early batch's half)."""
+    import tui.engine as engine_mod
+
+    site, readings = a_site(40)
+    real = engine_mod.compute_site
+
+    def slow(*a, **kw):  # type: ignore[no-untyped-def]
+        time.sleep(0.05)  # in the worker thread: the final snapshot lands meanwhile
+        return real(*a, **kw)
+
+    monkeypatch.setattr(engine_mod, "compute_site", slow)
+    monkeypatch.setattr(engine_mod, "THREAD_ABOVE_RIGS", 0)
+
+    class Split(FakeRigs):
+        async def fetch(self) -> RigsSnapshot:
+            self.calls += 1
+            if self.on_partial is not None:
+                self.on_partial(RigsSnapshot(tuple(self.readings[:20]), NOW, complete=False))
+            await asyncio.sleep(0.01)
+            return RigsSnapshot(tuple(self.readings[20:]), NOW)
+
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW)]), Scripted("p", [price()])),
+                 rig_source=Split(site, readings), clock=lambda: NOW)  # type: ignore[arg-type]
+    cycles: list[EngineView] = []
+    eng.subscribe(lambda v: cycles.append(v) if v.cycle and v.site is not None else None)
+    await eng.start()
+    try:
+        await until(lambda: cycles)
+    finally:
+        await eng.stop()
+    assert cycles[0].site is not None and cycles[0].site.counts == {"ok": 40}

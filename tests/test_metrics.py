@@ -87,3 +87,13 @@ def test_a_view_without_data_still_renders_the_daemons_own_series() -> None:
     names = {n for n, _ in smp}
     assert "minertop_build_info" in names and "minertop_source_up" in names
     assert not any(n.startswith(("minertop_rig_", "minertop_network_")) for n in names)
+
+
+def test_the_cycle_timestamp_is_the_last_completed_cycle_not_the_publish_time() -> None:
+    from dataclasses import replace
+
+    view = replace(demo_view(), time=2_000_000_000.0, cycle_time=1_769_000_000.0)
+    smp = samples(render(view, "Texas-A").decode())
+    assert get(smp, "minertop_cycle_timestamp_seconds") == 1_769_000_000.0
+    none_yet = samples(render(replace(view, cycle_time=None), "Texas-A").decode())
+    assert not any(n == "minertop_cycle_timestamp_seconds" for n, _ in none_yet)

@@ -116,6 +116,8 @@ class EngineView:
     #: pipeline failures by part ("network", "site", "startup"): what failed, in one line
     errors: Mapping[str, str]
     has_site: bool
+    #: when the last poll cycle completed (None: none yet); ``time`` is the publish time
+    cycle_time: float | None = None
 
     def error_for(self, part: str) -> str | None:
         return self.errors.get(part)
@@ -133,6 +135,7 @@ class EngineView:
             "alerts_active": wire.encode(self.alerts_active),
             "alert_events": wire.encode(self.alert_events),
             "errors": dict(self.errors), "has_site": self.has_site,
+            "cycle_time": self.cycle_time,
         }
 
 
@@ -169,7 +172,8 @@ def view_from_wire(doc: Any, now: float) -> EngineView:
             sources=MappingProxyType(sources),
             alerts_active=tuple(wire.decode(doc["alerts_active"])),
             alert_events=tuple(wire.decode(doc["alert_events"])),
-            errors=MappingProxyType(errors), has_site=bool(doc["has_site"]))
+            errors=MappingProxyType(errors), has_site=bool(doc["has_site"]),
+            cycle_time=None if doc.get("cycle_time") is None else float(doc["cycle_time"]))
     except wire.WireError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
@@ -226,7 +230,9 @@ class Engine:
         self._seq = 0
         self._computed_at = 0.0
         self._pending_events: list[AlertEvent] = []
-        self._rig_updates: deque[Sequence[RigReading]] = deque()
+        #: rig readings not yet applied, each with "this closes a poll cycle"
+        self._rig_updates: deque[tuple[Sequence[RigReading], bool]] = deque()
+        self._last_cycle_time: float | None = None
         self._site_record = False
         self._site_again = False
         self._site_task: asyncio.Task[None] | None = None
@@ -269,6 +275,8 @@ class Engine:
 
     def publish(self, *, cycle: bool = False) -> EngineView:
         self._seq += 1
+        if cycle:
+            self._last_cycle_time = self.clock()
         events, self._pending_events = tuple(self._pending_events), []
         if events:
             self._log_alerts(events)
@@ -277,7 +285,8 @@ class Engine:
             paused=self.paused, chain=self.chain, price=self.price, dashboard=self.dashboard,
             site=self.site_view, cycle=cycle, sources=MappingProxyType(self.source_states()),
             alerts_active=tuple(self.alerts.active.values()), alert_events=events,
-            errors=MappingProxyType(dict(self.errors)), has_site=self.has_site)
+            errors=MappingProxyType(dict(self.errors)), has_site=self.has_site,
+            cycle_time=self._last_cycle_time)
         self.latest = view
         for cb in list(self._subscribers):
             self._deliver(cb, view)
@@ -404,9 +413,13 @@ class Engine:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled() or self._stopping:
+        if task.cancelled():
             return
-        exc = task.exception()
+        exc = task.exception()  # retrieved even while stopping (no asyncio warning)
+        if self._stopping:
+            if exc is not None:
+                self.log.debug("engine task %s ended at stop: %r", task.get_name(), exc)
+            return
         if exc is not None:  # never silent: the loops catch everything, so this is a bug
             self.log.error("engine task %s died", task.get_name(), exc_info=exc)
             self.errors["engine"] = f"{task.get_name()} stopped: {type(exc).__name__}: {exc}"
@@ -545,8 +558,8 @@ class Engine:
     def _on_rigs(self, snap: RigsSnapshot) -> None:
         if self.fleet is None:
             return
-        self._rig_updates.append(snap.readings)
-        self.request_site(record=snap.complete)
+        self._rig_updates.append((snap.readings, snap.complete))
+        self.request_site()
 
     async def _recompute_loop(self) -> None:
         while not self._stopping:
@@ -618,8 +631,13 @@ class Engine:
         assert fleet is not None and site is not None and catalog is not None
         step = SITE_STEP
         n = 0
+        # A cycle is recorded by the round that applied its last readings: readings that
+        # land while this round computes wait for the next round, with their own flag.
+        record = False
         while self._rig_updates:
-            for r in self._rig_updates.popleft():
+            readings, complete = self._rig_updates.popleft()
+            record = record or complete
+            for r in readings:
                 fleet.record(r)
                 if not r.ok and self.session_history:
                     self.history_for(r.rig_id).error(r.time, r.error or "unknown error")
@@ -645,7 +663,8 @@ class Engine:
             view = await asyncio.to_thread(compute_site, inputs, **kwargs)
         else:
             view = compute_site(inputs, **kwargs)
-        record, self._site_record = self._site_record, False
+        explicit, self._site_record = self._site_record, False
+        record = record or explicit
         alerts_due, self._alerts_due = self._alerts_due, False
         self.site_view = view
         if record and self.session_history:

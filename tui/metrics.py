@@ -108,7 +108,8 @@ class ViewCollector(Collector):
         yield from (up, last, dur)
         cycle = _gauge("minertop_cycle_timestamp_seconds",
                        "Unix time of the last completed poll cycle.", ["site"])
-        cycle.add_metric([s], self.view.time)
+        if self.view.cycle_time is not None:  # not the publish time: a stalled poll shows
+            cycle.add_metric([s], self.view.cycle_time)
         yield cycle
 
     # ------------------------------------------------------------------ the network
