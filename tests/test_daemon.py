@@ -307,3 +307,20 @@ def test_the_systemd_unit_is_sandboxed_and_runs_the_daemon() -> None:
     assert svc["ProtectSystem"] == "strict" and svc["NoNewPrivileges"] == "yes"
     assert svc["ExecReload"].endswith("-HUP $MAINPID")
     assert "token" not in svc["ExecStart"].lower()  # secrets come from EnvironmentFile
+
+
+@pytest.mark.parametrize("argv, env, says", [
+    (["daemon", "--listen", "127.0.0.1:9", "--price", "1"], {"MINERTOP_TOKEN": "short"},
+     "too short"),
+    (["--once"], {"MINERTOP_DAEMON": "http://[::1"}, "$MINERTOP_DAEMON"),
+    (["--attach", "http://127.0.0.1:9", "--once"], {"MINERTOP_TOKEN": "has space in it!!!!"},
+     "whitespace"),
+])
+def test_bad_tokens_and_daemon_addresses_are_one_line_exit_2(
+        tmp_path: Path, argv: list[str], env: dict[str, str], says: str) -> None:
+    r = subprocess.run([sys.executable, "-c", CODE, *argv, *(
+        ["--db", str(tmp_path / "h.db")] if argv[0] == "daemon" else [])],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
+    assert "short" not in r.stderr.replace("too short", "")  # the token itself is not shown

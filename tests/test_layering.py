@@ -23,7 +23,7 @@ IO_MODULES = {"httpx", "aiohttp", "asyncio", "socket", "sqlite3", "smtplib", "su
 #: The engine and every headless face: never Textual.
 HEADLESS = {"tui.engine", "tui.spec", "tui.demo", "tui.api", "tui.logs", "tui.config",
             "tui.catalog", "tui.store", "tui.notify", "tui.daemon", "tui.remote", "tui.wire",
-            "tui.metrics", "tui.sources.prometheus"}
+            "tui.metrics", "tui.sources.prometheus", "tui.tokens"}
 
 
 def module_name(path: Path) -> str:

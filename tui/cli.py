@@ -41,7 +41,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _check_url(opt: str, url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # e.g. "Invalid IPv6 URL"
+        raise UsageError(f"{opt}: {e}: {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{opt}: expected an http:// or https:// URL, got {url!r}")
     try:
@@ -309,17 +312,14 @@ TOKEN_ENV = "MINERTOP_TOKEN"
 
 
 def _token(path: Path | None, environ: Mapping[str, str]) -> str | None:
-    """The API token from ``--token-file`` or ``$MINERTOP_TOKEN`` (never from argv)."""
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--token-file {path}: {getattr(e, 'strerror', None) or e}"
-                             ) from None
-        if not text:
-            raise UsageError(f"--token-file {path}: the file is empty")
-        return text
-    return environ.get(TOKEN_ENV) or None
+    """The API token from ``--token-file`` or ``$MINERTOP_TOKEN`` (never from argv),
+    checked like the daemon checks it (stripped, at least 16 characters, no spaces)."""
+    from tui.tokens import ListenError, load_token
+
+    try:
+        return load_token(path, environ)
+    except ListenError as e:
+        raise UsageError(str(e)) from None
 
 
 def _source_given(args: argparse.Namespace) -> bool:
@@ -334,7 +334,7 @@ def daemon_answers(url: str, token: str | None, timeout: float = 0.5) -> bool:
     try:
         r = httpx.get(url.rstrip("/") + "/healthz", timeout=timeout)
         return r.status_code == 200 and r.json().get("service") == "minertop"
-    except (httpx.HTTPError, ValueError, AttributeError, OSError):
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError, OSError):
         return False
 
 
@@ -406,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             spec = resolve(args)
             local = os.environ.get("MINERTOP_DAEMON") or DEFAULT_DAEMON
+            local = _check_url("$MINERTOP_DAEMON", local)
             if not _source_given(args) and daemon_answers(local, token):
                 attach = local
     except UsageError as e:

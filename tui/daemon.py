@@ -49,6 +49,11 @@ COMPACT_EVERY_S = 300.0
 STORE_QUEUE = 64
 
 
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
 def default_db_path() -> Path:
     """``$XDG_STATE_HOME/minertop/history.db`` (platformdirs' user state dir)."""
     import platformdirs
@@ -140,6 +145,7 @@ class Daemon:
         self.cycles = 0
         self.cycle_s: float | None = None  #: duration of the last rig poll cycle
         self._reloading = False
+        self._reload_task: asyncio.Task[bool] | None = None
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -174,6 +180,7 @@ class Daemon:
             engine.alerts = previous.alerts
             engine.alerts.rules = rules
             engine.rig_history = previous.rig_history
+            engine._seq = previous._seq  # view numbers go on: caches key on them
         self.engine = engine
         self._unsubscribe = engine.subscribe(self._on_view)
         await engine.start()
@@ -187,8 +194,10 @@ class Daemon:
 
         self.notify = NotifyHub(configs, site_name=spec.site.name if spec.site else "site",
                                 clock=self.clock)
-        self._tasks.append(asyncio.get_running_loop().create_task(
-            self.notify.start(), name="minertop-notify-start"))
+        task = asyncio.get_running_loop().create_task(self.notify.start(),
+                                                      name="minertop-notify-start")
+        task.add_done_callback(_log_failure)
+        self._tasks.append(task)
         log.info("notifying %s", ", ".join(f"{c.name} ({c.kind})" for c in configs))
 
     async def run(self) -> int:
@@ -215,11 +224,17 @@ class Daemon:
         self._stop.set()
 
     def _hup(self) -> None:
-        if self._reloading:
+        if self._reloading or self._stop.is_set():
             return
         self._reloading = True
-        task = asyncio.get_running_loop().create_task(self.reload(), name="minertop-reload")
-        task.add_done_callback(lambda t: setattr(self, "_reloading", False))
+        self._reload_task = asyncio.get_running_loop().create_task(self.reload(),
+                                                                   name="minertop-reload")
+        self._reload_task.add_done_callback(self._reload_done)
+
+    def _reload_done(self, task: asyncio.Task[bool]) -> None:
+        self._reloading = False
+        if not task.cancelled() and task.exception() is not None:
+            log.error("config reload failed", exc_info=task.exception())
 
     async def reload(self) -> bool:
         """SIGHUP: re-read the config; a bad one is reported and the old one keeps running."""
@@ -237,15 +252,23 @@ class Daemon:
             self._unsubscribe()
         if old is not None:
             await old.stop()
+        if self._stop.is_set():  # SIGTERM meanwhile: don't start what stop() won't close
+            return False
         self.spec = spec
         if self.notify is not None:
             await self.notify.stop(timeout=2)
+        if self._stop.is_set():
+            return False
         self._start_notify(spec)
         await self._start_engine(spec, previous=old)
         return True
 
     async def stop(self) -> None:
         """Bounded: stop polling, stop listening, flush the history, stop notifying."""
+        self._stop.set()
+        if self._reload_task is not None and not self._reload_task.done():
+            self._reload_task.cancel()
+            await asyncio.gather(self._reload_task, return_exceptions=True)
         for what, part, limit in (("the engine", self.engine, 5), ("the API", self.api, 3)):
             if part is None:
                 continue
@@ -298,6 +321,7 @@ class Daemon:
         try:
             self._store_q.put_nowait((view.time, view, events))
         except asyncio.QueueFull:
+            self._events = events + self._events  # the alerts go with the next cycle
             self._store_dropped += 1
             log.error("history writer is behind: dropped the cycle of %s", time.strftime(
                 "%H:%M:%S", time.localtime(view.time)))
