@@ -237,38 +237,53 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
 
 
 class SnapshotCache:
-    """The serialised snapshot, keyed on the identity of the document object.
+    """The serialised document, keyed on the identity of the document object.
 
     Holding a reference to the document keeps its ``id()`` from being reused by a new object.
-    Serialisation is synchronous, so concurrent requests for a new document can't race: the
-    first serialises, the rest find the cached bytes.
+    One entry, replaced whole (a tuple), so :meth:`prime` may run in a worker thread while
+    requests read it on the loop: they see the old entry or the new one, never a mix.
     """
 
     def __init__(self) -> None:
-        self._doc: dict[str, Any] | None = None
-        self._body = b""
-        self._gzip: bytes | None = None
-        self._etag = ""
+        #: (document, body, etag, gzip or None)
+        self._entry: tuple[dict[str, Any], bytes, str, bytes | None] | None = None
         #: How many documents have been serialised (for tests and diagnostics).
         self.serialisations = 0
 
+    def _for(self, doc: dict[str, Any]) -> tuple[dict[str, Any], bytes, str, bytes | None]:
+        e = self._entry
+        if e is None or e[0] is not doc:
+            body = encode_json(doc)
+            etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            e = (doc, body, etag, None)
+            self._entry = e
+            self.serialisations += 1
+        return e
+
     def get(self, doc: dict[str, Any]) -> tuple[bytes, str]:
         """``(body, etag)`` for ``doc``; the etag is a quoted strong validator."""
-        if doc is not self._doc:
-            body = encode_json(doc)
-            self._doc, self._body, self._gzip = doc, body, None
-            self._etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-            self.serialisations += 1
-        return self._body, self._etag
+        e = self._for(doc)
+        return e[1], e[2]
 
-    def gzipped(self) -> bytes:
-        """The current body, gzip-compressed once (a 5,000-rig snapshot: 1.8 MB of JSON)."""
-        if self._gzip is None:
-            self._gzip = gzip.compress(self._body, compresslevel=5, mtime=0)
-        return self._gzip
+    def gzipped(self, doc: dict[str, Any] | None = None) -> bytes:
+        """The body of ``doc`` (default: the current one), gzip-compressed once (a 5,000-rig
+        snapshot is 1.8 MB of JSON)."""
+        e = self._entry if doc is None else self._for(doc)
+        assert e is not None
+        if e[3] is None:
+            e = (e[0], e[1], e[2], gzip.compress(e[1], compresslevel=5, mtime=0))
+            self._entry = e
+        return e[3]  # type: ignore[return-value]
+
+    def prime(self, doc: dict[str, Any]) -> None:
+        """Serialise and compress ``doc`` now (from a worker thread), so that requests find
+        the bytes ready instead of making them on the event loop."""
+        self.gzipped(doc)
 
 
 SNAPSHOT_CACHE: web.AppKey[SnapshotCache] = web.AppKey("minertop_snapshot_cache", SnapshotCache)
+#: The cache of ``/api/v1/view`` (the daemon primes it in a thread on every new view).
+VIEW_CACHE: web.AppKey[SnapshotCache] = web.AppKey("minertop_view_cache", SnapshotCache)
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -414,7 +429,7 @@ def make_app(
             return web.Response(status=304, headers=headers)
         if "gzip" in request.headers.get("Accept-Encoding", "").lower():
             headers["Content-Encoding"] = "gzip"
-            body = cache.gzipped()
+            body = cache.gzipped(doc)
         return web.Response(
             body=body, content_type=JSON_CONTENT_TYPE, charset="utf-8", headers=headers
         )
@@ -454,6 +469,7 @@ def make_app(
 
     app = web.Application(middlewares=[access_log, json_errors, auth])
     app[SNAPSHOT_CACHE] = cache
+    app[VIEW_CACHE] = view_cache
     app.on_response_prepare.append(server_header)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/snapshot", snapshot)
