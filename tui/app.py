@@ -234,6 +234,7 @@ class MinertopApp(HangupGuard, App[int]):
             spec, sources=sources, clock=clock)
         self.view: EngineView | None = None
         self._held: EngineView | None = None  #: the newest view while paused
+        self._unshown: EngineView | None = None  #: arrived before the panes were there
         self.paused = False
         self._hangup = False
         self._unsubscribe: Callable[[], None] | None = None
@@ -435,10 +436,12 @@ class MinertopApp(HangupGuard, App[int]):
         self._show(view)
 
     def _show(self, view: EngineView) -> None:
+        if not self._views_ready():
+            # Not drawn: kept for the next view (it compares with what was last *shown*).
+            self._unshown = view
+            return
         prev = self.view
         self.view = view
-        if not self._views_ready():
-            return
         if self._ensure_layout(view):  # the new pane is composed first, then shown
             self.view = prev
             self.call_after_refresh(self._show, view)
@@ -600,6 +603,10 @@ class MinertopApp(HangupGuard, App[int]):
     def _tick(self) -> None:
         if self.paused or not self._views_ready():
             return
+        if self._unshown is not None:  # a view that came during start-up: draw it now
+            view, self._unshown = self._unshown, None
+            if self.view is None or view.seq >= self.view.seq:
+                self._show(view)
         now = self.clock()
         with self.batch_update():
             d = self.dashboard
