@@ -122,3 +122,19 @@ def test_lone_esc_waits_25ms_unless_escdelay_says_otherwise(given: str | None,
                        timeout=60, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert float(r.stdout) == pytest.approx(want)
+
+
+def test_once_into_a_closed_pipe_ends_quietly() -> None:
+    """`minertop --once | true`: no BrokenPipeError traceback; exit 141 (as SIGPIPE)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "import sys\nfrom tui.cli import main\n"
+                          "sys.exit(main(sys.argv[1:]))\n", "--demo", "--once"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # the reader is gone before anything is written
+    err = p.stderr.read()
+    assert p.wait(60) == 141
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -422,13 +423,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.once:
         try:
             if attach is not None:
-                return asyncio.run(_once_attached(attach, token, args.json))
-            return asyncio.run(_once(spec, args.json))
+                rc = asyncio.run(_once_attached(attach, token, args.json))
+            else:
+                rc = asyncio.run(_once(spec, args.json))
+            sys.stdout.flush()
+            return rc
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:
+            return _reader_gone()
     from tui.app import run_app
 
     return run_app(spec, attach=attach, token=token, notify=args.notify)
+
+
+#: Exit status when the reader of stdout went away (``| head``): what a process killed by
+#: SIGPIPE reports in a shell (128 + 13), as other Unix tools do.
+EXIT_BROKEN_PIPE = 141
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe: stop quietly (no traceback, and no second error
+    when Python flushes stdout at exit)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def _fleet_main(args: argparse.Namespace) -> int:
@@ -449,7 +469,12 @@ def _fleet_main(args: argparse.Namespace) -> int:
     except LogSetupError as e:
         raise UsageError(str(e)) from None
     if args.once:
-        return asyncio.run(_once_fleet(url, token, args.json))
+        try:
+            rc = asyncio.run(_once_fleet(url, token, args.json))
+            sys.stdout.flush()
+            return rc
+        except BrokenPipeError:
+            return _reader_gone()
     from tui.fleet_app import run_fleet_app
 
     ascii_only = (not locale_is_utf8(os.environ)) if args.ascii is None else args.ascii
