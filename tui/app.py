@@ -33,7 +33,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from tui.alerts import AlertEngine, AlertEvent, AlertRules
-from tui.commands import COMMANDS, parse_keymap
+from tui.commands import COMMANDS, bindings_for, parse_keymap
 from tui.dashboard import Dashboard
 from tui.engine import Engine, EngineView, Poller
 from tui.history import RigHistory
@@ -207,11 +207,7 @@ class MinertopApp(HangupGuard, App[int]):
     CSS_PATH = "minertop.tcss"
     TITLE = "minertop"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(c.keys, c.action, c.label, show=c.footer, id=c.id,
-                key_display=c.display.split()[0] if c.display else None)
-        for c in COMMANDS
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings_for(COMMANDS)
 
     def __init__(
         self,

@@ -3,7 +3,12 @@ command palette (no Textual import, so it can be read anywhere)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.binding import BindingType
 
 
 @dataclass(frozen=True)
@@ -98,3 +103,13 @@ def parse_keymap(raw: object) -> dict[str, str]:
             names.append(name)
         out[cmd] = ",".join(names)
     return out
+
+
+def bindings_for(commands: Sequence[Command]) -> list[BindingType]:
+    """An App's ``BINDINGS`` from its command table (the footer, help and palette use the
+    same table)."""
+    from textual.binding import Binding
+
+    return [Binding(c.keys, c.action, c.label, show=c.footer, id=c.id,
+                    key_display=c.display.split()[0] if c.display else None)
+            for c in commands]

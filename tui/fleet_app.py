@@ -25,7 +25,7 @@ from typing import ClassVar, Protocol
 from rich.table import Table
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.filter import LineFilter
 from textual.message import Message
@@ -41,7 +41,7 @@ from tui.app import (
     TooSmallScreen,
     tune_gc,
 )
-from tui.commands import Command
+from tui.commands import Command, bindings_for
 from tui.fleet import FleetRig, FleetSnapshot
 from tui.sources.base import RateLimited, SourceError
 from tui.sources.poll import Backoff
@@ -144,11 +144,7 @@ class FleetApp(HangupGuard, App[int]):
     TITLE = "minertop fleet"
     ENABLE_COMMAND_PALETTE = True
     CSS = "Screen { layout: vertical; }"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(c.keys, c.action, c.label, show=c.footer, id=c.id,
-                key_display=c.display.split()[0] if c.display else None)
-        for c in FLEET_COMMANDS
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings_for(FLEET_COMMANDS)
 
     def __init__(
         self,

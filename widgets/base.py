@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,3 +242,20 @@ class SortFilter:
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
         self._refilter()
+
+
+#: Cells of padding each side of a table column.
+CELL_PADDING = 1
+
+
+def fit_columns(columns: Sequence[Any], width: int) -> tuple[Any, ...]:
+    """The columns (each with ``key``, ``width``, ``priority``; priority 0 always shows)
+    that fit ``width`` cells, most important first, kept in table order."""
+    chosen: set[str] = set()
+    used = 0
+    for c in sorted(columns, key=lambda c: c.priority):
+        need = c.width + 2 * CELL_PADDING
+        if c.priority == 0 or used + need <= width:
+            chosen.add(c.key)
+            used += need
+    return tuple(c for c in columns if c.key in chosen)

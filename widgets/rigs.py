@@ -34,7 +34,7 @@ from textual.widgets import Input
 
 from tui.safe import safe
 from tui.site import RigRow
-from widgets.base import SortFilter, set_border
+from widgets.base import CELL_PADDING, SortFilter, fit_columns, set_border
 
 STATUS_MARK = {"ok": "● ok", "stale": "◐ stale", "offline": "✗ offline", "error": "✗ error"}
 STATUS_STYLE = {"ok": "green", "stale": "yellow", "offline": "bold red", "error": "bold red"}
@@ -125,19 +125,11 @@ COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 
 
-CELL_PADDING = 1
 
 
 def columns_for(width: int) -> tuple[Column, ...]:
     """The columns that fit ``width`` cells, most important first, in table order."""
-    chosen: set[str] = set()
-    used = 0
-    for c in sorted(COLUMNS, key=lambda c: c.priority):
-        need = c.width + 2 * CELL_PADDING
-        if c.priority == 0 or used + need <= width:
-            chosen.add(c.key)
-            used += need
-    return tuple(c for c in COLUMNS if c.key in chosen)
+    return fit_columns(COLUMNS, width)
 
 
 def matches(row: RigRow, needle: str) -> bool:

@@ -30,9 +30,8 @@ from tui.dashboard import fmt_duration, fmt_local, fmt_pct
 from tui.fleet import EH, FleetNetwork, FleetRig, FleetSite
 from tui.safe import safe
 from tui.site import RigRow
-from widgets.base import Pane, SortFilter, SourceStatus, fmt_age, set_border
+from widgets.base import Pane, SortFilter, SourceStatus, fit_columns, fmt_age, set_border
 from widgets.header import HeaderBar
-from widgets.rigs import CELL_PADDING as RIG_CELL_PADDING
 from widgets.rigs import COLUMNS as RIG_COLUMNS
 from widgets.rigs import Column, RigsPane, RigTable
 
@@ -161,19 +160,11 @@ SITE_COLUMNS: tuple[SiteColumn, ...] = (
                lambda s, e: _rounded(site_age(s, e), -1), 4, ticks=True),
 )
 SITE_COLUMN_BY_KEY = {c.key: c for c in SITE_COLUMNS}
-CELL_PADDING = 1
 
 
 def site_columns_for(width: int) -> tuple[SiteColumn, ...]:
     """The columns that fit ``width`` cells, most important first, in table order."""
-    chosen: set[str] = set()
-    used = 0
-    for c in sorted(SITE_COLUMNS, key=lambda c: c.priority):
-        need = c.width + 2 * CELL_PADDING
-        if c.priority == 0 or used + need <= width:
-            chosen.add(c.key)
-            used += need
-    return tuple(c for c in SITE_COLUMNS if c.key in chosen)
+    return fit_columns(SITE_COLUMNS, width)
 
 
 def site_matches(site: FleetSite, needle: str) -> bool:
@@ -654,15 +645,7 @@ UNEXPORTED = frozenset({"be", "shutdown"})
 
 def fleet_rig_columns(width: int) -> tuple[Column, ...]:
     """The rigs pane's columns that fit ``width``, without the ones not exported."""
-    chosen: set[str] = set()
-    used = 0
-    for c in sorted((c for c in RIG_COLUMNS if c.key not in UNEXPORTED),
-                    key=lambda c: c.priority):
-        need = c.width + 2 * RIG_CELL_PADDING
-        if c.priority == 0 or used + need <= width:
-            chosen.add(c.key)
-            used += need
-    return tuple(c for c in RIG_COLUMNS if c.key in chosen)
+    return fit_columns([c for c in RIG_COLUMNS if c.key not in UNEXPORTED], width)
 
 
 class FleetRigsPane(RigsPane):
