@@ -109,6 +109,58 @@ class PriceSource(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: The protocols a rig can be read with (``RigReading.protocol``).
+RIG_PROTOCOLS = ("cgminer", "whatsminer-v3", "bitaxe")
+
+#: ``RigReading.failure`` values that mean the rig could not be reached at all (its status is
+#: ``offline``); the others (``reply``: garbage or cut short, ``status``: an error status,
+#: ``internal``: a bug of ours) mean it answered wrongly (``error``).
+OFFLINE_FAILURES = frozenset({"refused", "timeout", "network", "never"})
+
+
+@dataclass(frozen=True, slots=True)
+class Hashboard:
+    """One hashboard (chain) as the firmware reports it; ``None`` = not reported.
+
+    A board is *down* when it hashes nothing, or when chips are missing (fewer found than
+    the board should have): either way the machine earns less than it draws power for.
+    """
+
+    index: int  #: the slot as the firmware numbers it (shown as given)
+    hashrate_ths: float | None = None  #: this board's live (or average) hashrate, TH/s
+    chips: int | None = None  #: chips found / working
+    chips_expected: int | None = None  #: chips the board should have (None: unknown)
+    temp_board_c: float | None = None  #: PCB / inlet-outlet board temperature, max
+    temp_chip_c: float | None = None  #: hottest chip
+    nominal_ths: float | None = None  #: the board's ideal / factory hashrate, TH/s
+
+    @property
+    def missing_chips(self) -> int:
+        if self.chips is None or self.chips_expected is None:
+            return 0
+        return max(0, self.chips_expected - self.chips)
+
+    @property
+    def down(self) -> bool:
+        """No hashrate (reported as 0) or chips missing."""
+        if self.hashrate_ths is not None and self.hashrate_ths <= 0:
+            return True
+        if self.chips == 0:
+            return True
+        return self.missing_chips > 0
+
+    @property
+    def problem(self) -> str | None:
+        """Why the board is down, in words ("no hashrate", "chips 61/126"), None if up."""
+        if self.chips == 0:
+            return "no chips found"
+        if self.hashrate_ths is not None and self.hashrate_ths <= 0:
+            return "no hashrate"
+        if self.missing_chips:
+            return f"chips {self.chips}/{self.chips_expected}"
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class RigReading:
     """One poll of one rig.  Every text field came from the rig: untrusted, show it literally."""
@@ -129,3 +181,22 @@ class RigReading:
     uptime_s: int | None = None
     firmware: str | None = None  #: e.g. "antminer", "whatsminer", "braiins", "bitaxe"
     hostname: str | None = None
+    #: what failed when ``ok`` is False: "refused", "timeout", "network" (unreachable:
+    #: offline), "reply", "status", "internal" (answered wrongly: error); set where the
+    #: failure is caught, never guessed from the text
+    failure: str | None = None
+    protocol: str | None = None  #: how it was read: one of :data:`RIG_PROTOCOLS`
+    boards: tuple[Hashboard, ...] = ()  #: per-board figures where the firmware reports them
+    accepted: int | None = None  #: accepted-shares counter (since boot)
+    nominal_ths: float | None = None  #: the rig's own factory/ideal hashrate, TH/s
+    firmware_version: str | None = None  #: as reported, e.g. "20250214.16.REL"
+    mac: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        """A failed reading because the rig could not be reached (not: it answered wrongly)."""
+        return not self.ok and self.failure in OFFLINE_FAILURES
+
+    @property
+    def boards_down(self) -> int:
+        return sum(1 for b in self.boards if b.down)
