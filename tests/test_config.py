@@ -63,17 +63,17 @@ def test_example_config_parses_into_the_expected_site_config(tmp_path: Path) -> 
         pool_fee_pct=2.0,
         overhead_usd_day=0.0,
         rigs=(
-            RigConfig("a-01", "10.0.1.11", 4028, "cgminer", "Antminer S19j Pro", 3150.0),
-            RigConfig("b-07", "10.0.1.57", 4028, "cgminer", electricity_usd_kwh=0.055),
+            RigConfig("a-01", "10.0.1.11", None, "auto", "Antminer S19j Pro", 3150.0),
+            RigConfig("b-07", "10.0.1.57", 4433, "whatsminer-v3", electricity_usd_kwh=0.055),
             RigConfig("garage-bitaxe", "192.168.1.50", 80, "bitaxe"),
         ),
-        scans=(ScanRange("10.0.2.0/24", 4028, "cgminer"),),
+        scans=(ScanRange("10.0.2.0/24", None, "auto"),),
         models={"S19j Pro": ModelSpec("S19j Pro", 100.0, 3050.0, "our PDU readings, Jan 2026")},
-        poll=PollConfig(10.0, 3.0, 256, 1),
+        poll=PollConfig(10.0, 3.0, 256, 1, 600.0),
         path=p,
         extra={},
     )
-    assert {r.kind for r in cfg.rigs} == {"cgminer", "bitaxe"}
+    assert {r.kind for r in cfg.rigs} == {"auto", "whatsminer-v3", "bitaxe"}
 
 
 def test_example_config_is_commented() -> None:
@@ -109,10 +109,10 @@ def test_rig_defaults_and_per_rig_overrides(tmp_path: Path) -> None:
     assert cfg is not None
     a, b, c, d = cfg.rigs
     # no name: the host (plus the port when it isn't the kind's default)
-    assert (a.name, a.port, a.kind) == ("10.0.0.1", 4028, "cgminer")
+    assert (a.name, a.port, a.kind) == ("10.0.0.1", None, "auto")  # identified when polled
     assert (b.name, b.port) == ("10.0.0.2:4029", 4029)
     assert (c.name, c.port, c.kind) == ("bitaxe-1.lan", 80, "bitaxe")
-    assert d == RigConfig("x", "10.0.0.3", 4028, "cgminer", "S19j Pro", 2900.0, 0.1, 1.0, 90.0)
+    assert d == RigConfig("x", "10.0.0.3", None, "auto", "S19j Pro", 2900.0, 0.1, 1.0, 90.0)
     assert cfg.electricity_for(a) == 0.06 and cfg.electricity_for(d) == 0.1
     assert cfg.overhead_for(a) == 0.25 and cfg.overhead_for(d) == 1.0
     assert cfg.electricity_for(None) == 0.06
@@ -158,9 +158,9 @@ def test_ipv6_hosts_and_scan_ranges(tmp_path: Path) -> None:
     assert cfg is not None
     assert cfg.rigs[0].host == "fd00::10"
     assert cfg.scans == (
-        ScanRange("fd00::/112", 4028, "cgminer"),
+        ScanRange("fd00::/112", None, "auto"),
         ScanRange("10.1.0.0/16", 80, "bitaxe"),
-        ScanRange("10.9.9.9/32", 4028, "cgminer"),
+        ScanRange("10.9.9.9/32", None, "auto"),
     )
     assert cfg.scans[1].network.num_addresses == 65536
 
@@ -316,7 +316,7 @@ def test_poll_value_errors(tmp_path: Path, body: str, key: str, expected: str) -
         ("port = 0", "port", "expected an integer 1–65535, got 0"),
         ("port = 65536", "port", "got 65536"),
         ('port = "4028"', "port", 'got "4028"'),
-        ('kind = "antminer"', "kind", 'expected one of "cgminer", "bitaxe", got "antminer"'),
+        ('kind = "antminer"', "kind", 'expected one of "auto", "cgminer", "whatsminer-v3", "bitaxe", got "antminer"'),
         ("power_w = 0", "power_w", "expected a number >0 and ≤100000 (W), got 0"),
         ("power_w = 100001", "power_w", "got 100001"),
         ("electricity_usd_kwh = 12", "electricity_usd_kwh", "got 12"),
@@ -402,7 +402,7 @@ def test_duplicate_rig_names_and_addresses(tmp_path: Path) -> None:
     )
     assert str(e.issues[1]) == (
         f"{e.path}:{lineno(text, 'rig-1.lan.')}: rigs[3].host: duplicate rig address "
-        f"rig-1.lan.:4028 (also at line {lineno(text, 'Rig-1.lan')})"
+        f"rig-1.lan. (also at line {lineno(text, 'Rig-1.lan')})"
     )
 
 
@@ -432,7 +432,7 @@ def test_scan_range_errors(tmp_path: Path, cidr: str, expected: str) -> None:
 def test_scan_range_other_errors(tmp_path: Path) -> None:
     text = SITE + '[[scans]]\ncidr = "10.0.0.0/24"\n[[scans]]\ncidr = "10.0.0.0/24"\n'
     msg = one_error(tmp_path, text)
-    assert ":7: scans[1].cidr: duplicate scan range 10.0.0.0/24 port 4028 (also at line 5)" in msg
+    assert ":7: scans[1].cidr: duplicate scan range 10.0.0.0/24 (also at line 5)" in msg
     msg = one_error(tmp_path, SITE + "[[scans]]\ncidr = 10\n")
     assert "scans[0].cidr: expected a CIDR range" in msg
     msg = one_error(tmp_path, SITE + '[[scans]]\ncidr = "10.0.0.0/24"\nkind = "x"\n')

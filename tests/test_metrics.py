@@ -42,7 +42,7 @@ def test_the_exposition_carries_the_views_numbers_in_base_units() -> None:
     assert get(smp, "minertop_rig_up", rig="a-08") == 0.0
     assert ("minertop_rig_hashrate_hashes_per_second",
             (("rig", "a-08"), ("site", "Texas-A"))) not in smp
-    info = get(smp, "minertop_rig_info", rig="a-08", host=rows["a-08"].host, model="?",
+    info = get(smp, "minertop_rig_info", rig="a-08", host=rows["a-08"].address, model="?",
                firmware="", status="offline")
     assert info == 1.0
     # the site

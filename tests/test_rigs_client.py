@@ -31,7 +31,6 @@ from tui.sources.rigs import (
     RigFleet,
     RigPoller,
     RigTarget,
-    error_class,
 )
 
 # ----------------------------------------------------------------------------- samples
@@ -738,12 +737,15 @@ async def test_bitaxe_refused() -> None:
 
 
 def test_rig_target_defaults_and_validation() -> None:
-    assert RigTarget("a", "127.0.0.1").port == 4028
+    assert RigTarget("a", "127.0.0.1").port is None  # auto: each protocol's own port
+    assert RigTarget("a", "127.0.0.1").kind == "auto"
+    assert RigTarget("a", "127.0.0.1", kind="cgminer").port == 4028
+    assert RigTarget("v", "127.0.0.1", kind="whatsminer-v3").port == 4433
     assert RigTarget("b", "127.0.0.1", kind="bitaxe").port == 80
     with pytest.raises(ValueError):
         RigTarget("c", "127.0.0.1", kind="asic")
     with pytest.raises(ValueError):
-        RigTarget("d", "127.0.0.1", port=70000)
+        RigTarget("d", "127.0.0.1", port=70000, kind="cgminer")
     with pytest.raises(ValueError, match="duplicate"):
         RigPoller([RigTarget("a", "127.0.0.1"), RigTarget("a", "127.0.0.2")])
 
@@ -751,8 +753,8 @@ def test_rig_target_defaults_and_validation() -> None:
 async def test_hanging_rig_does_not_delay_the_others(rigs) -> None:
     hang = await fake(rigs, lambda c, n: None)
     fast = [await fake(rigs, by_command(ANT)) for _ in range(5)]
-    targets = [RigTarget("hang", "127.0.0.1", hang.port)] + [
-        RigTarget(f"f{i}", "127.0.0.1", r.port) for i, r in enumerate(fast)
+    targets = [RigTarget("hang", "127.0.0.1", hang.port, kind="cgminer")] + [
+        RigTarget(f"f{i}", "127.0.0.1", r.port, kind="cgminer") for i, r in enumerate(fast)
     ]
     t0 = time.monotonic()
     poller = RigPoller(targets, timeout=0.5, retries=1, clock=time.monotonic)
@@ -771,7 +773,7 @@ async def test_concurrency_bound_is_respected(rigs) -> None:
     shared = {"active": 0, "peak": 0}
     fakes = [await fake(rigs, by_command(ANT), delay=0.05, shared=shared) for _ in range(12)]
     poller = RigPoller(
-        [RigTarget(f"r{i}", "127.0.0.1", f.port) for i, f in enumerate(fakes)], concurrency=3
+        [RigTarget(f"r{i}", "127.0.0.1", f.port, kind="cgminer") for i, f in enumerate(fakes)], concurrency=3
     )
     readings = await poller.poll_all()
     assert all(r.ok for r in readings)
@@ -783,11 +785,11 @@ async def test_one_retry_after_a_quick_failure(rigs) -> None:
     denied = b'{"STATUS":[{"STATUS":"E","Msg":"busy"}],"id":1}\x00'
     first = by_command({**ANT, "summary": denied})
     flaky = await fake(rigs, lambda c, n: first(c, n) if n == 1 else by_command(ANT)(c, n))
-    poller = RigPoller([RigTarget("x", "127.0.0.1", flaky.port)], timeout=1)
+    poller = RigPoller([RigTarget("x", "127.0.0.1", flaky.port, kind="cgminer")], timeout=1)
     (r,) = await poller.poll_all()
     assert r.ok
     assert poller.last_cycle is not None and poller.last_cycle.retried == 1
-    no_retry = RigPoller([RigTarget("x", "127.0.0.1", flaky.port)], timeout=1, retries=0)
+    no_retry = RigPoller([RigTarget("x", "127.0.0.1", flaky.port, kind="cgminer")], timeout=1, retries=0)
     flaky.requests.clear()
     flaky.handler = lambda c, n: denied
     (r,) = await no_retry.poll_all()
@@ -796,7 +798,7 @@ async def test_one_retry_after_a_quick_failure(rigs) -> None:
 
 
 async def test_poller_never_raises(monkeypatch) -> None:
-    poller = RigPoller([RigTarget("a", "127.0.0.1", closed_port())], timeout=1, retries=0)
+    poller = RigPoller([RigTarget("a", "127.0.0.1", closed_port(), kind="cgminer")], timeout=1, retries=0)
 
     async def boom(target: RigTarget) -> RigReading:
         raise ValueError("kaboom")
@@ -810,9 +812,9 @@ async def test_poller_failed_readings_and_mixed_kinds(rigs, bitaxe_server) -> No
     ant = await fake(rigs, by_command(ANT))
     poller = RigPoller(
         [
-            RigTarget("ant", "127.0.0.1", ant.port),
+            RigTarget("ant", "127.0.0.1", ant.port, kind="cgminer"),
             RigTarget("bx", "127.0.0.1", bitaxe_server.port, kind="bitaxe"),
-            RigTarget("down", "127.0.0.1", closed_port()),
+            RigTarget("down", "127.0.0.1", closed_port(), kind="cgminer"),
         ],
         timeout=1,
         clock=lambda: 42.0,
@@ -831,7 +833,8 @@ async def test_poll_all_with_no_targets() -> None:
 # ----------------------------------------------------------------------------- the fleet
 
 
-def rd(rig_id: str, t: float, error: str | None = None) -> RigReading:
+def rd(rig_id: str, t: float, error: str | None = None, failure: str | None = None
+       ) -> RigReading:
     return RigReading(
         rig_id,
         "127.0.0.1",
@@ -839,6 +842,7 @@ def rd(rig_id: str, t: float, error: str | None = None) -> RigReading:
         t,
         error is None,
         error=error,
+        failure=failure,
         hashrate_ths=None if error else 100.0,
     )
 
@@ -850,19 +854,19 @@ def test_fleet_statuses() -> None:
     assert fleet.status("a", 105) == ("ok", None)
     assert fleet.age("a", 105) == 5
     # one failed poll after a good one: stale, with the reason
-    fleet.record(rd("a", 110, "timed out after 3 s"))
+    fleet.record(rd("a", 110, "timed out after 3 s", "timeout"))
     assert fleet.status("a", 112) == ("stale", "timed out after 3 s (last good 12 s ago)")
     assert fleet.current("a", 112) == rd("a", 100)
     assert fleet.failures("a") == 1
     # the good reading got too old: offline (unreachable) ...
-    fleet.record(rd("a", 140, "connection refused"))
+    fleet.record(rd("a", 140, "connection refused", "refused"))
     assert fleet.status("a", 140) == ("offline", "connection refused")
     assert fleet.current("a", 140) is None
     assert fleet.failures("a") == 2
     # ... or error when the rig answered wrongly
-    fleet.record(rd("a", 150, "bad reply: truncated reply"))
+    fleet.record(rd("a", 150, "bad reply: truncated reply", "reply"))
     assert fleet.status("a", 150) == ("error", "bad reply: truncated reply")
-    fleet.record(rd("a", 160, "rig reports error: Access denied to 'summary' command"))
+    fleet.record(rd("a", 160, "rig reports error: Access denied to 'summary' command", "status"))
     assert fleet.status("a", 160)[0] == "error"
     state = fleet.state("a")
     assert state is not None and [e for _, e in state.errors][:2] == [
@@ -874,17 +878,21 @@ def test_fleet_statuses() -> None:
     assert fleet.status("a", 171) == ("ok", None) and fleet.failures("a") == 0
     # a good reading that is not refreshed (the poller stopped) goes stale
     assert fleet.status("a", 201) == ("stale", "no reading for 31 s")
-    assert fleet.counts(171) == {"ok": 1, "stale": 0, "offline": 0, "error": 0}
+    assert fleet.counts(171) == {"ok": 1, "stale": 0, "stuck": 0, "offline": 0, "error": 0}
 
 
-def test_error_class() -> None:
-    for e in [
-        "connection refused",
-        "timed out after 3 s",
-        "host unreachable",
-        "connection reset by the rig",
-        "cannot connect (x)",
-    ]:
-        assert error_class(e) == "offline"
-    for e in ["bad reply: truncated reply", "rig reports error: x", "internal error: X"]:
-        assert error_class(e) == "error"
+def test_offline_or_error_comes_from_the_typed_failure_not_the_text() -> None:
+    """The words of an error never decide the status: the failure kind set where it was
+    caught does (a rig whose error message says "timed out" but which answered garbage is
+    in error)."""
+    fleet = RigFleet(interval=10)
+    fleet.record(rd("a", 100, "timed out waiting for chain 2", "reply"))
+    assert fleet.status("a", 100) == ("error", "timed out waiting for chain 2")
+    fleet.record(rd("b", 100, "something odd", "network"))
+    assert fleet.status("b", 100) == ("offline", "something odd")
+    fleet.record(rd("c", 100, "internal error: KeyError: 'x'", "internal"))
+    assert fleet.status("c", 100)[0] == "error"
+    for kind in ("refused", "timeout", "network"):
+        assert rd("x", 1, "e", kind).offline
+    for kind in ("reply", "status", "internal", None):
+        assert not rd("x", 1, "e", kind).offline

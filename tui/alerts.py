@@ -11,6 +11,8 @@ Rules (each threshold may be ``None``: that alert is off):
 kind        severity  fires when                                   clears when (hysteresis)
 ==========  ========  ===========================================  ==========================
 offline     critical  status offline/error for ≥ ``rig_offline_s``  status ok or stale again
+stuck       critical  status stuck for ≥ ``rig_stuck_s``           status not stuck
+board       warning   a hashboard down (``rig_board_down``)         every board up again
 margin      warning   margin < ``rig_margin_below_usd_day``         margin ≥ limit + $0.05/day
 temp        critical  hottest sensor > ``rig_temp_above_c``         temp ≤ limit − 2 °C
 hashrate    warning   more than ``pct`` % under the model's nominal  under by ≤ pct − 5 points
@@ -27,6 +29,11 @@ Decisions:
   (the engine cannot know better); flipping between offline and error keeps the same timer.
   A rig that comes back before ``rig_offline_s`` fires nothing.  ``since`` is when it went
   down.  ``stale`` (a recent good reading, the last poll failed) is *not* offline.
+* **Stuck** (the rig answers but does not mine) is timed like offline, from the first
+  evaluation that saw it stuck, with its own threshold; it earns nothing, so its margin
+  alert may fire too (it still draws power).
+* **Board**: a rig whose reading shows a hashboard down (no hashrate, chips missing) while
+  the rig still answers; it holds like the other value alerts (``hold_s``).
 * A rig that is **offline or in error** has no live figures: its margin / temperature /
   hashrate alerts clear at once (message "a-07 offline"); the offline alert says it all.
   When it comes back, they may fire again.
@@ -57,13 +64,16 @@ from typing import Literal
 from tui.safe import safe
 
 Severity = Literal["warning", "critical"]
-AlertKind = Literal["offline", "margin", "temp", "hashrate", "drift", "retarget"]
+AlertKind = Literal["offline", "stuck", "board", "margin", "temp", "hashrate", "drift",
+                    "retarget"]
 EventKind = Literal["fired", "cleared"]
 
 TARGET_SPACING_S = 600
 #: Severity of each kind of alert (fixed: an alert never changes severity while active).
 SEVERITY: dict[str, Severity] = {
     "offline": "critical",
+    "stuck": "critical",
+    "board": "warning",
     "margin": "warning",
     "temp": "critical",
     "hashrate": "warning",
@@ -80,7 +90,7 @@ RETARGET_HYSTERESIS_S = 3600.0
 HISTORY_SIZE = 500
 
 _DOWN = ("offline", "error")
-_RIG_KINDS: tuple[AlertKind, ...] = ("margin", "temp", "hashrate")
+_RIG_KINDS: tuple[AlertKind, ...] = ("stuck", "board", "margin", "temp", "hashrate")
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class AlertRules:
 
     enabled: bool = True
     rig_offline_s: float | None = 300.0  #: offline or in error for longer than this
+    rig_stuck_s: float | None = 300.0  #: stuck (answers, does not mine) for longer than this
+    rig_board_down: bool = True  #: a hashboard down (no hashrate, chips missing)
     rig_margin_below_usd_day: float | None = 0.0  #: margin below this, $/day
     rig_temp_above_c: float | None = 85.0  #: hottest sensor above this, °C
     rig_hashrate_below_nominal_pct: float | None = 20.0  #: live hashrate this % under nominal
@@ -112,6 +124,9 @@ class RigCondition:
     temp_max_c: float | None = None
     hashrate_ths: float | None = None
     nominal_ths: float | None = None  #: the model's (or the config's) nominal hashrate
+    boards: int = 0  #: hashboards the rig reports (0: it reports none)
+    boards_down: int = 0
+    board_problem: str | None = None  #: e.g. "board 2: no hashrate"
 
 
 @dataclass(frozen=True)
@@ -203,6 +218,7 @@ class AlertEngine:
         self.rules = rules if rules is not None else AlertRules()
         self._active: dict[str, Alert] = {}
         self._down_since: dict[str, float] = {}
+        self._stuck_since: dict[str, float] = {}
         self._arming: dict[str, float] = {}  #: key -> since when its condition holds
         self._clearing: dict[str, float] = {}  #: key -> since when an active one stopped
         #: The most recent events, oldest first (bounded).
@@ -245,6 +261,8 @@ class AlertEngine:
         present = {r.rig_id: r for r in rigs}
         for rid in [rid for rid in self._down_since if rid not in present]:
             del self._down_since[rid]
+        for rid in [rid for rid in self._stuck_since if rid not in present]:
+            del self._stuck_since[rid]
         for key, alert in list(self._active.items()):
             if key.startswith("rig:") and alert.subject not in present:
                 self._clear(events, now, key, f"{safe(alert.subject, 64)} no longer on the site")
@@ -313,6 +331,7 @@ class AlertEngine:
         name = safe(rid, 64)
         key = f"rig:{rid}:offline"
         if r.status in _DOWN:
+            self._stuck_since.pop(rid, None)
             start = self._down_since.setdefault(rid, now)
             state = "offline" if r.status == "offline" else "in error"
             for kind in _RIG_KINDS:
@@ -334,6 +353,35 @@ class AlertEngine:
         if cur is not None:
             back = f"{name} back online after {fmt_duration(now - cur.since)}"
             self._clear(events, now, key, back)
+
+        # stuck: answers, does not mine
+        key = f"rig:{rid}:stuck"
+        if r.status == "stuck":
+            start = self._stuck_since.setdefault(rid, now)
+            msg = f"{name} stuck for {fmt_duration(now - start)}"
+            if r.reason:
+                msg += f": {safe(r.reason, 120)}"
+            cur = self._active.get(key)
+            if cur is not None:
+                if cur.message != msg:
+                    self._active[key] = replace(cur, message=msg)
+            elif rules.rig_stuck_s is not None and now - start >= rules.rig_stuck_s:
+                self._fire(events, Alert(key, rid, "stuck", "critical", msg, start), now)
+        else:
+            self._stuck_since.pop(rid, None)
+            cur = self._active.get(key)
+            if cur is not None:
+                self._clear(events, now, key,
+                            f"{name} mining again after {fmt_duration(now - cur.since)}")
+
+        # a hashboard down
+        if rules.rig_board_down and r.boards:
+            key = f"rig:{rid}:board"
+            up = r.boards - r.boards_down
+            msg = f"{name} {up}/{r.boards} boards"
+            if r.board_problem:
+                msg += f": {safe(r.board_problem, 120)}"
+            self._track(events, now, key, rid, "board", r.boards_down > 0, msg)
 
         # margin
         limit = rules.rig_margin_below_usd_day

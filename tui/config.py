@@ -44,10 +44,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-RigKind = Literal["cgminer", "bitaxe"]
-KINDS: tuple[str, ...] = ("cgminer", "bitaxe")
-#: Default port per kind: the cgminer-style API on TCP 4028, ESP-Miner's HTTP API on 80.
-DEFAULT_PORTS: dict[str, int] = {"cgminer": 4028, "bitaxe": 80}
+RigKind = Literal["auto", "cgminer", "whatsminer-v3", "bitaxe"]
+#: How a rig is read: ``auto`` identifies the protocol (the cgminer-style API on 4028, else
+#: Whatsminer API v3 on 4433, else AxeOS HTTP on 80); the others force one.
+KINDS: tuple[str, ...] = ("auto", "cgminer", "whatsminer-v3", "bitaxe")
+#: Default port per forced kind: cgminer-style API on TCP 4028, Whatsminer API v3 on TCP 4433,
+#: ESP-Miner's (AxeOS) HTTP API on 80.  ``auto`` without a port looks on each of these.
+DEFAULT_PORTS: dict[str, int] = {"cgminer": 4028, "whatsminer-v3": 4433, "bitaxe": 80}
 #: Largest scan range accepted (a /16 of IPv4): a typo must not scan someone else's network.
 MAX_SCAN_ADDRESSES = 2**16
 #: Top-level tables kept raw for later features.
@@ -62,8 +65,8 @@ MAX_ERRORS = 20
 class RigConfig:
     name: str
     host: str
-    port: int = 4028  #: the loader defaults it by kind (cgminer 4028, bitaxe 80)
-    kind: RigKind = "cgminer"
+    port: int | None = None  #: None: the kind's port (auto: each protocol's own port)
+    kind: RigKind = "auto"
     model: str | None = None  #: overrides the model the rig reports (for the spec lookup)
     power_w: float | None = None  #: configured power; used when the rig reports none
     electricity_usd_kwh: float | None = None  #: None: the site's price
@@ -74,8 +77,8 @@ class RigConfig:
 @dataclass(frozen=True)
 class ScanRange:
     cidr: str  #: canonical network, e.g. "10.0.2.0/24"
-    port: int = 4028
-    kind: RigKind = "cgminer"
+    port: int | None = None  #: None: the kind's port (auto: 4028, 4433 and 80)
+    kind: RigKind = "auto"
 
     @property
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -88,6 +91,8 @@ class PollConfig:
     timeout_s: float = 3.0
     concurrency: int = 256
     retries: int = 1
+    #: a rig whose accepted shares (or every figure) have not moved this long is "stuck"
+    stuck_after_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -543,7 +548,7 @@ def _host_problem(v: str) -> str:
 
 
 _SITE_KEYS = ("name", "electricity_usd_kwh", "pool_fee_pct", "overhead_usd_day")
-_POLL_KEYS = ("interval_s", "timeout_s", "concurrency", "retries")
+_POLL_KEYS = ("interval_s", "timeout_s", "concurrency", "retries", "stuck_after_s")
 _RIG_KEYS = (
     "name",
     "host",
@@ -656,6 +661,14 @@ def _validate(
                     c, pp, pt, "concurrency", lambda p, v: c.integer(p, v, 1, 10_000), d.concurrency
                 ),
                 retries=_get(c, pp, pt, "retries", lambda p, v: c.integer(p, v, 0, 10), d.retries),
+                stuck_after_s=_get(
+                    c,
+                    pp,
+                    pt,
+                    "stuck_after_s",
+                    lambda p, v: c.number(p, v, 10, 7 * 86400, unit="s"),
+                    d.stuck_after_s,
+                ),
             )
 
     # [models."..."]
@@ -709,7 +722,7 @@ def _validate(
     # [[rigs]]
     rigs: list[RigConfig] = []
     names_seen: dict[str, KeyPath] = {}
-    endpoints_seen: dict[tuple[str, int], KeyPath] = {}
+    endpoints_seen: dict[tuple[str, int | None], KeyPath] = {}
     for i, r in _array_of_tables(c, data, "rigs"):
         rp: KeyPath = ("rigs", i)
         c.keys(rp, r, _RIG_KEYS, required=("host",))
@@ -719,21 +732,22 @@ def _validate(
             canon = canonical_host(host)
             if canon is None:
                 c.err(rp + ("host",), _host_problem(host))
-        kind = _get(c, rp, r, "kind", lambda p, v: c.choice(p, v, KINDS), "cgminer")
+        kind = _get(c, rp, r, "kind", lambda p, v: c.choice(p, v, KINDS), "auto")
         port = _get(
             c,
             rp,
             r,
             "port",
             lambda p, v: c.integer(p, v, 1, 65535),
-            DEFAULT_PORTS.get(kind or "cgminer", 4028),
+            DEFAULT_PORTS.get(kind or "auto"),
         )
         rname = _get(c, rp, r, "name", lambda p, v: c.string(p, v, max_len=64), MISSING)
         if rname is MISSING:
             rname = (
                 None
                 if host is None
-                else (host if port == DEFAULT_PORTS.get(kind or "") else f"{host}:{port}")
+                else (host if port is None or port == DEFAULT_PORTS.get(kind or "")
+                      else f"{host}:{port}")
             )
         model = _get(c, rp, r, "model", c.string, None)
         power = _get(
@@ -783,12 +797,13 @@ def _validate(
                 )
             else:
                 names_seen[rname] = rp + ("name",) if "name" in r else rp
-        if canon is not None and port is not None:
+        if canon is not None and (port is not None or "port" not in r):
             ep = (canon, port)
             if ep in endpoints_seen:
+                where = host if port is None else f"{host}:{port}"
                 c.err(
                     rp + ("host",),
-                    f"duplicate rig address {host}:{port}{c.also(endpoints_seen[ep])}",
+                    f"duplicate rig address {where}{c.also(endpoints_seen[ep])}",
                 )
             else:
                 endpoints_seen[ep] = rp + ("host",)
@@ -798,27 +813,28 @@ def _validate(
 
     # [[scans]]
     scans: list[ScanRange] = []
-    scans_seen: dict[tuple[str, int], KeyPath] = {}
+    scans_seen: dict[tuple[str, int | None], KeyPath] = {}
     for i, s in _array_of_tables(c, data, "scans"):
         scp: KeyPath = ("scans", i)
         c.keys(scp, s, _SCAN_KEYS, required=("cidr",))
-        kind = _get(c, scp, s, "kind", lambda p, v: c.choice(p, v, KINDS), "cgminer")
+        kind = _get(c, scp, s, "kind", lambda p, v: c.choice(p, v, KINDS), "auto")
         port = _get(
             c,
             scp,
             s,
             "port",
             lambda p, v: c.integer(p, v, 1, 65535),
-            DEFAULT_PORTS.get(kind or "cgminer", 4028),
+            DEFAULT_PORTS.get(kind or "auto"),
         )
         cidr = _get(c, scp, s, "cidr", lambda p, v: _check_cidr(c, p, v), None)
-        if None in (kind, port, cidr):
+        if kind is None or cidr is None or (port is None and "port" in s):
             continue
         key = (cidr, port)
         if key in scans_seen:
             c.err(
                 scp + ("cidr",),
-                f"duplicate scan range {cidr} port {port}{c.also(scans_seen[key])}",
+                f"duplicate scan range {cidr}"
+                f"{'' if port is None else f' port {port}'}{c.also(scans_seen[key])}",
             )
             continue
         scans_seen[key] = scp + ("cidr",)
@@ -887,13 +903,14 @@ def _check_cidr(c: _Checker, path: KeyPath, v: object) -> str | None:
 # [alerts]: key -> (low, high, low bound open, unit) of each threshold; ``false`` turns it off.
 _ALERT_THRESHOLDS: dict[str, tuple[float, float, bool, str]] = {
     "rig_offline_s": (0, 7 * 86400, False, "s"),
+    "rig_stuck_s": (0, 7 * 86400, False, "s"),
     "rig_margin_below_usd_day": (-MAX_OVERHEAD, MAX_OVERHEAD, False, "$/day"),
     "rig_temp_above_c": (0, 150, True, "°C"),
     "rig_hashrate_below_nominal_pct": (0, 99, True, "% under nominal"),
     "drift_beyond_pct": (0, 1000, True, "% off 600 s"),
     "retarget_within_h": (0, 720, True, "hours"),
 }
-_ALERT_KEYS = ("enabled", *_ALERT_THRESHOLDS, "hold_s", "bell", "log_file")
+_ALERT_KEYS = ("enabled", *_ALERT_THRESHOLDS, "rig_board_down", "hold_s", "bell", "log_file")
 
 
 def _alerts(c: _Checker, data: dict[str, Any], path: Path | None) -> AlertRules:
@@ -910,7 +927,7 @@ def _alerts(c: _Checker, data: dict[str, Any], path: Path | None) -> AlertRules:
     for key, (lo, hi, lo_open, unit) in _ALERT_THRESHOLDS.items():
         if key in t:
             values[key] = _alert_threshold(c, ap + (key,), t[key], lo, hi, lo_open, unit)
-    for key in ("enabled", "bell"):
+    for key in ("enabled", "bell", "rig_board_down"):
         if key in t:
             values[key] = _check_bool(c, ap + (key,), t[key])
     if "hold_s" in t:
@@ -1509,6 +1526,8 @@ interval_s = 10              # seconds between polls
 timeout_s = 3                # per-rig deadline; a hung rig never delays the cycle
 concurrency = 256            # rigs polled at once (1–10000)
 retries = 1                  # extra attempts after a failure (0–10)
+stuck_after_s = 600          # a rig answering whose accepted shares (or every figure) have
+                             # not moved this long is "stuck": it earns nothing (10 s–7 days)
 
 # Alerts (these are the defaults; the whole table is optional).  Each alert fires once when
 # its condition starts and clears once when it ends: a notification, the alerts screen (a),
@@ -1516,6 +1535,8 @@ retries = 1                  # extra attempts after a failure (0–10)
 [alerts]
 enabled = true
 rig_offline_s = 300                  # a rig offline or in error for longer than this (s)
+rig_stuck_s = 300                    # a rig stuck (answers, does not mine) longer than this (s)
+rig_board_down = true                # a rig with a hashboard down (no hashrate, chips missing)
 rig_margin_below_usd_day = 0.0       # a rig's margin below this, US$ per day (0: losing money)
 rig_temp_above_c = 85                # a rig's hottest sensor above this (°C)
 rig_hashrate_below_nominal_pct = 20  # live hashrate more than this % under its model's nominal
@@ -1565,10 +1586,13 @@ bell = false                         # ring the terminal bell when an alert fire
 # to = ["ops@example.com", "oncall@example.com"]
 # subject_prefix = "[mine]"
 
-# Rigs listed one by one.
-#   kind = "cgminer": the miner API on TCP 4028 (Antminer, Whatsminer, Avalon, Braiins OS,
-#                     LuxOS, Vnish); port defaults to 4028.
-#   kind = "bitaxe":  ESP-Miner's HTTP API; port defaults to 80.
+# Rigs listed one by one.  A host alone is enough: minertop finds the protocol it speaks.
+#   kind = "auto" (default): the cgminer-style API on 4028, else Whatsminer API v3 on 4433,
+#                     else ESP-Miner's HTTP API on 80 (with a port: each of them on it).
+#   kind = "cgminer": the miner API on TCP 4028 (Antminer, Whatsminer before 2024.11,
+#                     Avalon, Braiins OS, LuxOS, Vnish); port defaults to 4028.
+#   kind = "whatsminer-v3": Whatsminer API v3 (firmware after 2024.11); port 4433.
+#   kind = "bitaxe":  ESP-Miner's (AxeOS) HTTP API; port defaults to 80.
 # Optional per rig: model (overrides the model the rig reports), power_w (e.g. measured at
 # the PDU; used when the rig reports no power), hashrate_ths (nominal), electricity_usd_kwh
 # and overhead_usd_day (override the site's).
@@ -1582,8 +1606,7 @@ power_w = 3150               # ...unless you know it: then this is used, not an 
 [[rigs]]
 name = "b-07"
 host = "10.0.1.57"
-port = 4028
-kind = "cgminer"             # a Whatsminer M60S: it reports its own power
+kind = "whatsminer-v3"       # a Whatsminer M60S on 2025 firmware: it reports its own power
 electricity_usd_kwh = 0.055  # this container is on a cheaper tariff
 
 [[rigs]]
@@ -1593,9 +1616,7 @@ kind = "bitaxe"
 
 # Address ranges scanned for rigs not listed above (each at most a /16).
 [[scans]]
-cidr = "10.0.2.0/24"
-port = 4028
-kind = "cgminer"
+cidr = "10.0.2.0/24"         # finds cgminer-API rigs, Whatsminer v3 and Bitaxes (kind = "auto")
 
 # Nominal specs: minertop ships a table (S9 … S21 XP Hydro, M30S++ … M66S, Avalon A1366,
 # Bitaxe Gamma).  Override a model (either figure alone is fine) or add one of your own;

@@ -399,7 +399,7 @@ class Engine:
         self.has_site = True
         self._catalog = site.catalog()
         self.alerts.rules = site.alerts if self.spec.site is not None else self.alerts.rules
-        self.fleet = RigFleet(site.poll.interval_s)
+        self.fleet = RigFleet(site.poll.interval_s, stuck_after=site.poll.stuck_after_s)
         if source is None:
             source = RigSource(site, clock=self.clock, threaded=self._threaded_rigs)
         source.on_partial = self._on_partial
@@ -693,7 +693,9 @@ class Engine:
                     await asyncio.sleep(0)
                 rigs.append(RigCondition(rig_id=r.rig_id, status=r.status, reason=r.reason,
                                          margin_usd_day=r.margin, temp_max_c=r.temp_max,
-                                         hashrate_ths=r.hashrate_ths, nominal_ths=r.nominal_ths))
+                                         hashrate_ths=r.hashrate_ths, nominal_ths=r.nominal_ths,
+                                         boards=len(r.boards), boards_down=r.boards_down,
+                                         board_problem=r.board_problem))
         steps = self.alerts.evaluate_steps(now, rigs=rigs, network=self._network_condition(),
                                            chunk=SITE_STEP)
         while True:

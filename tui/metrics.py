@@ -62,6 +62,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tui import __version__
 from tui.engine import EngineView
+from tui.model import RIG_STATUSES
 from tui.network import pct_vs_target
 
 TH = 1e12
@@ -159,7 +160,8 @@ class ViewCollector(Collector):
             return
         s = self.site
         names = {
-            "up": ("minertop_rig_up", "1 when the rig answers with data (ok, stale), else 0."),
+            "up": ("minertop_rig_up",
+                   "1 when the rig answers with data (ok, stale, stuck), else 0."),
             "hashrate": ("minertop_rig_hashrate_hashes_per_second", "The rig's live hashrate."),
             "temp": ("minertop_rig_temperature_celsius", "The rig's hottest sensor."),
             "revenue": ("minertop_rig_revenue_usd_per_day",
@@ -176,10 +178,17 @@ class ViewCollector(Collector):
                        "nominal J/TH.", ["site", "rig", "source"])
         info = _gauge("minertop_rig_info", "The rig's identity and status (value 1).",
                       ["site", "rig", "host", "model", "firmware", "status"])
+        boards = _gauge("minertop_rig_hashboards", "Hashboards the rig reports.", ["site", "rig"])
+        boards_down = _gauge("minertop_rig_hashboards_down",
+                             "The rig's hashboards with no hashrate or with chips missing.",
+                             ["site", "rig"])
         for r in view.rows:
             key = [s, r.rig_id]
-            fam["up"].add_metric(key, 1.0 if r.status in ("ok", "stale") else 0.0)
-            info.add_metric([s, r.rig_id, r.host, r.model, r.firmware or "", r.status], 1.0)
+            fam["up"].add_metric(key, 1.0 if r.status in ("ok", "stale", "stuck") else 0.0)
+            info.add_metric([s, r.rig_id, r.address, r.model, r.firmware or "", r.status], 1.0)
+            if r.boards:
+                boards.add_metric(key, float(len(r.boards)))
+                boards_down.add_metric(key, float(r.boards_down))
             for k, value in (("hashrate", None if r.hashrate_ths is None
                               else r.hashrate_ths * TH),
                              ("temp", r.temp_max), ("revenue", r.revenue), ("cost", r.cost),
@@ -192,8 +201,10 @@ class ViewCollector(Collector):
         yield from fam.values()
         yield power
         yield info
+        yield boards
+        yield boards_down
         rigs = _gauge("minertop_site_rigs", "Rigs by status.", ["site", "status"])
-        for status in ("ok", "stale", "offline", "error"):
+        for status in RIG_STATUSES:
             rigs.add_metric([s, status], float(view.counts.get(status, 0)))
         yield rigs
         t = view.totals

@@ -109,6 +109,9 @@ class PriceSource(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: A rig's status, best first: ``stuck`` answers but does not mine (see ``RigFleet.status``).
+RIG_STATUSES = ("ok", "stale", "stuck", "offline", "error")
+
 #: The protocols a rig can be read with (``RigReading.protocol``).
 RIG_PROTOCOLS = ("cgminer", "whatsminer-v3", "bitaxe")
 

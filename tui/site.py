@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from tui.catalog import Catalog, resolve_power
 from tui.config import RigConfig, SiteConfig
 from tui.economics import Hashprice, RigEconomics, SiteTotals, rig_economics, site_totals
-from tui.model import RigReading
+from tui.model import Hashboard, RigReading
 from tui.safe import safe
 
 if TYPE_CHECKING:  # types only: this module does no I/O and imports no client
@@ -27,10 +27,10 @@ class RigInput:
 
     rig_id: str
     host: str
-    port: int
+    port: int | None  #: None: not known yet (an ``auto`` rig not identified)
     config: RigConfig | None  #: None for a rig found by a scan
     reading: RigReading | None  #: last good reading (None: never read)
-    status: str  #: "ok" | "stale" | "offline" | "error"
+    status: str  #: "ok" | "stuck" | "stale" | "offline" | "error"
     reason: str | None
     age_s: float | None  #: age of ``reading``
 
@@ -46,8 +46,13 @@ def rig_input(target: RigTarget, fleet: RigFleet, configured: Mapping[str, RigCo
               now: float) -> RigInput:
     """One rig's :class:`RigInput` (``configured``: the site's rigs by name)."""
     status, reason = fleet.status(target.rig_id, now)
+    state = fleet.state(target.rig_id)
+    last = state.last if state is not None else None
+    port = target.port
+    if port is None and last is not None and last.port:
+        port = last.port  # an ``auto`` rig: the port its protocol was found on
     return RigInput(
-        rig_id=target.rig_id, host=target.host, port=int(target.port or 0),
+        rig_id=target.rig_id, host=target.host, port=port,
         config=configured.get(target.rig_id), reading=fleet.last_good(target.rig_id),
         status=status, reason=reason, age_s=fleet.age(target.rig_id, now))
 
@@ -56,7 +61,7 @@ def rig_input(target: RigTarget, fleet: RigFleet, configured: Mapping[str, RigCo
 class RigRow:
     rig_id: str
     name: str
-    host: str  #: "host:port"
+    host: str  #: the address as configured or found (no port: see ``port``)
     model: str  #: display name (catalog name if known, else what the rig reports)
     status: str
     reason: str | None
@@ -76,6 +81,32 @@ class RigRow:
     economics: RigEconomics | None
     nominal_ths: float | None = None  #: the model's (or the config's) nominal hashrate
     firmware: str | None = None  #: as the rig reports it (e.g. "antminer", "braiins")
+    port: int | None = None  #: the port it is read on (None: not identified yet)
+    protocol: str | None = None  #: "cgminer", "whatsminer-v3" or "bitaxe" (None: not known)
+    boards: tuple[Hashboard, ...] = ()  #: per-board figures, where the firmware reports them
+    boards_down: int = 0  #: boards with no hashrate or chips missing
+
+    @property
+    def address(self) -> str:
+        """``host:port`` (``[v6]:port``), or the host alone while the port is not known."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+    @property
+    def boards_text(self) -> str | None:
+        """``"2/3 boards"`` when a board is down, else None."""
+        if not self.boards_down:
+            return None
+        n = len(self.boards)
+        return f"{n - self.boards_down}/{n} boards"
+
+    @property
+    def board_problem(self) -> str | None:
+        """The first down board in words: "board 2: no hashrate"."""
+        for b in self.boards:
+            if b.down:
+                return f"board {b.index}: {b.problem}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -92,9 +123,12 @@ class SiteView:
         t = self.totals
         n = len(self.rows)
         down = self.counts.get("offline", 0) + self.counts.get("error", 0)
+        stuck = self.counts.get("stuck", 0)
         parts = [f"Rigs · {safe(self.name, 24)}", f"{n} rigs"]
         if down:
             parts.append(f"{down} ✗")
+        if stuck:
+            parts.append(f"{stuck} stuck")
         parts.append(f"{self.live_ths / 1000:,.2f} PH/s")
         parts.append(f"{self.live_power_w / 1000:,.1f} kW")
         parts.append(f"margin {_usd(t.margin_usd_day)}/day")
@@ -142,15 +176,23 @@ def compute_site(
         ths = rd.hashrate_ths if rd else None
         status, reason = inp.status, inp.reason
         if status in ("ok", "stale") and ths is not None and ths <= 0:
-            # Answering but not hashing (dead boards, no pool): it still draws power, so it
-            # must stand out, not pass as "ok" at 0 W.
-            status, reason = "error", "not hashing (0 TH/s)"
+            status, reason = "stuck", "not hashing (0 TH/s)"
+        stuck = status == "stuck"
+        if stuck:
+            # Answering but not mining: it earns nothing and still draws power.  Without a
+            # power reading, estimate it from what it hashed (its average, else nominal).
+            ths = 0.0
         # A rig that is offline or erroring earns nothing now: no live numbers for it.
-        live = rd is not None and status in ("ok", "stale") and ths is not None
+        live = rd is not None and status in ("ok", "stuck", "stale") and ths is not None
         power, estimated = (None, False)
         econ = None
         if live and rd is not None and ths is not None:
-            power, estimated = resolve_power(rd.power_w, ths, cfg, spec)
+            basis = ths
+            if stuck:
+                basis = next((v for v in (rd.hashrate_avg_ths, rd.nominal_ths,
+                                          spec.hashrate_ths if spec else None)
+                              if v is not None and v > 0), 0.0)
+            power, estimated = resolve_power(rd.power_w, basis, cfg, spec)
             if hashprice is not None:
                 econ = rig_economics(
                     hashrate_ths=ths,
@@ -167,10 +209,11 @@ def compute_site(
             live_w += power or 0.0
         counts[status] = counts.get(status, 0) + 1
         temps = rd.temps_c if rd else ()
+        boards = rd.boards if rd is not None and live else ()
         rows.append(RigRow(
             rig_id=inp.rig_id,
             name=cfg.name if cfg else inp.rig_id,
-            host=f"{inp.host}:{inp.port}",
+            host=inp.host,
             model=model,
             status=status,
             reason=reason,
@@ -188,8 +231,12 @@ def compute_site(
             age_s=inp.age_s,
             pool=rd.pool if rd else None,
             economics=econ,
-            nominal_ths=spec.hashrate_ths if spec else None,
+            nominal_ths=spec.hashrate_ths if spec else (rd.nominal_ths if rd else None),
             firmware=safe(rd.firmware, 40) if rd and rd.firmware else None,
+            port=inp.port,
+            protocol=rd.protocol if rd else None,
+            boards=boards,
+            boards_down=sum(1 for b in boards if b.down),
         ))
     totals = site_totals(econ_items, price_usd)
     return SiteView(site.name, tuple(rows), totals, price_usd, counts, live_ths, live_w)
@@ -221,9 +268,13 @@ def site_json(view: SiteView) -> tuple[dict[str, object], list[dict[str, object]
         {
             "name": r.name,
             "host": r.host,
+            "port": r.port,
+            "protocol": r.protocol,
             "model": r.model,
             "status": r.status,
             "reason": r.reason,
+            "boards": [_board_json(b) for b in r.boards],
+            "boards_down": r.boards_down,
             "hashrate_ths": _r(r.hashrate_ths, 3),
             "power_w": _r(r.power_w, 0),
             "power_estimated": r.power_estimated,
@@ -242,10 +293,23 @@ def site_json(view: SiteView) -> tuple[dict[str, object], list[dict[str, object]
     return site, rigs
 
 
+def _board_json(b: Hashboard) -> dict[str, object]:
+    return {
+        "index": b.index,
+        "hashrate_ths": _r(b.hashrate_ths, 3),
+        "chips": b.chips,
+        "chips_expected": b.chips_expected,
+        "temp_board_c": _r(b.temp_board_c, 1),
+        "temp_chip_c": _r(b.temp_chip_c, 1),
+        "down": b.down,
+        "problem": b.problem,
+    }
+
+
 def site_text(view: SiteView) -> str:
     """Plain lines for ``--once``: the totals, then one line per rig (worst margin first)."""
     lines = [view.title(200)]
-    order = {"error": 0, "offline": 1, "stale": 2, "ok": 3}
+    order = {"error": 0, "offline": 1, "stuck": 2, "stale": 3, "ok": 4}
     rows = sorted(view.rows, key=lambda r: (order.get(r.status, 9),
                                             r.margin if r.margin is not None else 1e18))
     for r in rows:
@@ -254,6 +318,8 @@ def site_text(view: SiteView) -> str:
         ths = "—" if r.hashrate_ths is None else f"{r.hashrate_ths:.1f}"
         power = "—" if r.power_w is None else f"{r.power_w:.0f}{'~' if r.power_estimated else ''}"
         status = r.status + (f" ({safe(r.reason, 40)})" if r.reason else "")
+        if r.boards_text:
+            status += f", {r.boards_text} ({r.board_problem})"
         lines.append(f"  {safe(r.name, 12):12s} {safe(r.model, 16):16s} {ths:>7s} TH/s "
                      f"{power:>6s} W  margin {margin:>6s} $/d  after RT {after:>6s}  {status}")
     return "\n".join(lines)

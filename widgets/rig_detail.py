@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 
 from tui.dashboard import fmt_duration
 from tui.history import RigHistory
+from tui.model import Hashboard
 from tui.safe import safe
 from tui.site import RigRow
 from widgets.base import SPAN_BINDINGS, SpanKeys, resample, set_border, sparkline
@@ -29,6 +30,33 @@ CHARTS = (
 )
 
 
+#: How each protocol is named on screen.
+PROTOCOL_NAMES = {
+    "cgminer": "cgminer API (TCP)",
+    "whatsminer-v3": "Whatsminer API v3",
+    "bitaxe": "AxeOS HTTP API",
+}
+
+
+def board_line(b: Hashboard) -> Text:
+    """One hashboard: ``#1  62.1 TH/s  chips 126/126  chip 71 °C  board 60 °C``, and why it
+    is down, in words."""
+    line = Text(f"#{b.index:<2} ")
+    line.append("  —  TH/s" if b.hashrate_ths is None else f"{b.hashrate_ths:5.1f} TH/s")
+    if b.chips is not None:
+        chips = f"{b.chips}" + (f"/{b.chips_expected}" if b.chips_expected else "")
+        line.append(f"  chips {chips}")
+    if b.temp_chip_c is not None:
+        line.append(f"  chip {b.temp_chip_c:.0f} °C")
+    if b.temp_board_c is not None:
+        line.append(f"  board {b.temp_board_c:.0f} °C")
+    problem = b.problem
+    if problem:
+        line.append(f"  ✗ down: {problem}", style="bold red")
+        line.stylize("bold")
+    return line
+
+
 def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Table:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
@@ -37,8 +65,17 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
     if row.reason:
         status.append(f" · {safe(row.reason)}")
     grid.add_row("status", status)
-    grid.add_row("host", Text(row.host))
-    grid.add_row("model", Text(safe(row.model)))
+    where = Text(row.address)
+    if row.protocol:
+        where.append(f" · {PROTOCOL_NAMES.get(row.protocol, safe(row.protocol, 20))}")
+    grid.add_row("host", where)
+    model = Text(safe(row.model))
+    if row.firmware:
+        model.append(f" · firmware {row.firmware}", style="dim")
+    grid.add_row("model", model)
+    if row.boards:
+        for i, b in enumerate(row.boards):
+            grid.add_row("boards" if i == 0 else "", board_line(b))
     grid.add_row("pool", Text(safe(row.pool) if row.pool else "—"))
     age = "—" if row.age_s is None else f"{fmt_duration(row.age_s)} ago"
     grid.add_row("last reading", Text(age))

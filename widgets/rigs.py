@@ -36,10 +36,13 @@ from tui.safe import safe
 from tui.site import RigRow
 from widgets.base import CELL_PADDING, SortFilter, fit_columns, set_border
 
-STATUS_MARK = {"ok": "● ok", "stale": "◐ stale", "offline": "✗ offline", "error": "✗ error"}
-STATUS_STYLE = {"ok": "green", "stale": "yellow", "offline": "bold red", "error": "bold red"}
-#: Down rigs first, then stale ones: what an operator looks at first.
-STATUS_ORDER = {"error": 0, "offline": 1, "stale": 2, "ok": 3}
+STATUS_MARK = {"ok": "● ok", "stale": "◐ stale", "stuck": "■ stuck", "offline": "✗ offline",
+               "error": "✗ error"}
+STATUS_STYLE = {"ok": "green", "stale": "yellow", "stuck": "bold magenta",
+                "offline": "bold red", "error": "bold red"}
+#: Down rigs first, then stuck ones (answering, not mining), then a hashboard down, then
+#: stale: what an operator looks at first.
+STATUS_ORDER = {"error": 0, "offline": 1, "stuck": 2, "boards": 3, "stale": 4, "ok": 5}
 HOT_C = 85.0
 
 
@@ -77,12 +80,16 @@ def _power(r: RigRow) -> Text:
 
 
 def _status(r: RigRow) -> Text:
+    if r.status in ("ok", "stale") and r.boards_text:
+        # mining, with a board down: in words, not only colour
+        return Text(f"▲ {r.boards_text}", style="bold yellow")
     return Text(STATUS_MARK.get(r.status, r.status), style=STATUS_STYLE.get(r.status, ""))
 
 
 def _status_value(r: RigRow) -> tuple[int, float]:
     margin = round(r.margin, 2) if r.margin is not None else float("inf")
-    return (STATUS_ORDER.get(r.status, 9), margin)
+    key = "boards" if r.status in ("ok", "stale") and r.boards_down else r.status
+    return (STATUS_ORDER.get(key, 9), margin)
 
 
 def _margin_cell(r: RigRow) -> Text:
@@ -119,7 +126,7 @@ COLUMNS: tuple[Column, ...] = (
     _numeric("be", "BE $/kWh", 8, lambda r: r.breakeven_kwh, 3, 2),
     _numeric("shutdown", "stop $/BTC", 10, lambda r: r.shutdown_price, 0, 5),
     Column("temp", "°C", 4, _temp, lambda r: _rounded(r.temp_max, 0), 4),
-    Column("status", "status", 9, _status, _status_value, 0),
+    Column("status", "status", 12, _status, _status_value, 0),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
@@ -137,7 +144,8 @@ def matches(row: RigRow, needle: str) -> bool:
     if not needle:
         return True
     n = needle.lower()
-    return any(n in s.lower() for s in (row.name, row.model, row.host, row.status))
+    words = (row.name, row.model, row.address, row.status, row.boards_text or "")
+    return any(n in s.lower() for s in words)
 
 
 def sort_ids(rows: Mapping[str, RigRow], ids: Iterable[str], column: Column,

@@ -1,9 +1,11 @@
 """Find rigs on a network range: probe every address of a CIDR block concurrently.
 
-For the cgminer API (default, port 4028) each host is asked ``version+devdetails`` (and
-``stats`` if that names no model); hosts that refuse, time out or answer something that is
-not a cgminer reply are left out.  ``kind="bitaxe"`` probes ESP-Miner's HTTP API instead
-(``/api/system/info``, usually port 80).
+``kind="auto"`` (the default) looks for all three protocols at every address: the cgminer
+API on 4028, Whatsminer API v3 on 4433 and AxeOS (ESP-Miner) HTTP on 80; a host that answers
+more than one is found once, by the first in that order.  A forced kind looks for one:
+``cgminer`` asks ``version+devdetails`` (and ``stats`` if that names no model),
+``whatsminer-v3`` asks ``get.device.info``, ``bitaxe`` asks ``/api/system/info``.  Hosts
+that refuse, time out or answer something else are left out.  Every probe only reads.
 
 Meant for real site networks: any IPv4 range up to a /16 (65,534 hosts) is accepted.  With
 the defaults (512 probes at once, 1 s each) a /16 of silent addresses takes about two
@@ -15,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
 from tui.sources import bitaxe as _bitaxe
 from tui.sources import cgminer as _cgminer
+from tui.sources import whatsminer as _whatsminer
 from tui.sources.cgminer import RigError
 
 __all__ = ["MAX_PREFIX", "Found", "hosts_of", "probe", "scan"]
@@ -35,7 +39,7 @@ class Found:
 
     host: str
     port: int
-    kind: str  #: "cgminer" or "bitaxe" (the RigTarget kind to poll it with)
+    kind: str  #: "cgminer", "whatsminer-v3" or "bitaxe": the protocol it answered
     model: str | None  #: as the rig names it
     hostname: str | None = None  #: Bitaxe only (the cgminer API does not tell)
     firmware: str | None = None  #: antminer, whatsminer, braiins, avalon, bitaxe, ...
@@ -73,7 +77,12 @@ async def probe(
     timeout: float = 1.0,
     client: httpx.AsyncClient | None = None,
 ) -> Found | None:
-    """One host: a :class:`Found` if a rig answers there, else None."""
+    """One host and one protocol (``kind``): a :class:`Found` if a rig answers, else None."""
+    if kind == "whatsminer-v3":
+        v3 = await _whatsminer.identify_v3(host, port, timeout=timeout)
+        if v3 is None:
+            return None
+        return Found(host, port, "whatsminer-v3", v3[0], None, v3[1])
     if kind == "bitaxe":
         try:
             r = await _bitaxe.read_bitaxe(host, port, timeout=timeout, client=client)
@@ -87,37 +96,55 @@ async def probe(
     return Found(host, port, "cgminer", model, None, firmware)
 
 
+#: The protocols an ``auto`` scan looks for, in order, with their usual ports.
+AUTO_PORTS: dict[str, int] = {"cgminer": 4028, "whatsminer-v3": 4433, "bitaxe": 80}
+KINDS = ("auto", *AUTO_PORTS)
+
+
 async def scan(
     cidr: str,
-    port: int = _cgminer.DEFAULT_PORT,
+    port: int | None = None,
     *,
     concurrency: int = 512,
     timeout: float = 1.0,
-    kind: str = "cgminer",
+    kind: str = "auto",
+    ports: Mapping[str, int] | None = None,
 ) -> list[Found]:
-    """Probe every host of ``cidr`` on ``port``; the rigs found, sorted by address.
+    """Probe every host of ``cidr``; the rigs found, sorted by address.
+
+    ``kind`` "auto" looks for every protocol, each on its port (``ports`` overrides
+    :data:`AUTO_PORTS`), or on ``port`` when one is given; a forced kind looks on ``port``
+    (default: its usual port).  At most ``concurrency`` probes are in flight at once.
 
     ``ValueError`` for a bad or too large range (see :func:`hosts_of`) or a bad kind.
     """
-    if kind not in ("cgminer", "bitaxe"):
-        raise ValueError(f"unknown kind {kind!r} (cgminer or bitaxe)")
-    if not 0 < port < 65536:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r} ({', '.join(KINDS)})")
+    if port is not None and not 0 < port < 65536:
         raise ValueError(f"bad port {port!r}")
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
+    where = dict(AUTO_PORTS)
+    where.update(ports or {})
+    protocols = list(AUTO_PORTS) if kind == "auto" else [kind]
+    plan = [(p, port if port is not None else where[p]) for p in protocols]
     hosts = hosts_of(cidr)
     sem = asyncio.Semaphore(concurrency)
     async with contextlib.AsyncExitStack() as stack:
         client = None
-        if kind == "bitaxe":
+        if "bitaxe" in protocols:
             client = await stack.enter_async_context(_bitaxe.make_client(concurrency=concurrency))
 
-        async def one(host: str) -> Found | None:
+        async def ask(host: str, protocol: str, p: int) -> Found | None:
             async with sem:
                 try:
-                    return await probe(host, port, kind=kind, timeout=timeout, client=client)
+                    return await probe(host, p, kind=protocol, timeout=timeout, client=client)
                 except Exception:  # a probe must never sink the scan
                     return None
+
+        async def one(host: str) -> Found | None:
+            answers = await asyncio.gather(*(ask(host, proto, p) for proto, p in plan))
+            return next((f for f in answers if f is not None), None)
 
         results = await asyncio.gather(*(one(h) for h in hosts))
     return sorted((f for f in results if f is not None), key=Found.sort_key)

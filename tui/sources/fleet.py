@@ -104,21 +104,31 @@ class RigSource:
         from tui.sources.discovery import scan
 
         poll = self.site.poll
-        known = {(t.host, t.port) for t in self._configured + self.discovered}
-        ids = {t.rig_id for t in self._configured + self.discovered}
+        current = self._configured + self.discovered
+        known = {(t.host, t.port) for t in current}
+        # an ``auto`` rig without a port is that host, whatever protocol it speaks
+        whole = {t.host for t in current if t.port is None}
+        ids = {t.rig_id for t in current}
         found: list[RigTarget] = list(self.discovered)
         for rng in self.site.scans:
             for f in await scan(rng.cidr, rng.port, kind=rng.kind,
                                 concurrency=max(poll.concurrency, 64),
                                 timeout=min(1.0, poll.timeout_s)):
-                if (f.host, f.port) in known:
+                if f.host in whole or (f.host, f.port) in known:
                     continue
-                rig_id = f.host if f.port == rng.port else f"{f.host}:{f.port}"
+                rig_id = f.host if rng.port is None or f.port == rng.port \
+                    else f"{f.host}:{f.port}"
                 if rig_id in ids:
                     continue
                 ids.add(rig_id)
                 known.add((f.host, f.port))
-                found.append(RigTarget(rig_id, f.host, f.port, f.kind))
+                if rng.kind == "auto" and rng.port is None:
+                    # found by its protocol; polled as ``auto`` so that a firmware upgrade
+                    # that changes the protocol is followed
+                    whole.add(f.host)
+                    found.append(RigTarget(rig_id, f.host, None, "auto"))
+                else:
+                    found.append(RigTarget(rig_id, f.host, f.port, f.kind))
         self.discovered = found
         self.poller.targets = [*self._configured, *found]
 
