@@ -233,7 +233,7 @@ async def test_a_failure_computing_the_site_is_shown_in_the_rigs_pane() -> None:
         assert not pane.has_class("-error")
 
 
-def test_a_rig_hashing_nothing_is_an_error_not_ok() -> None:
+def test_a_rig_hashing_nothing_is_stuck_not_ok() -> None:
     from tui.catalog import Catalog
     from tui.config import RigConfig, SiteConfig
     from tui.economics import hashprice
@@ -249,9 +249,11 @@ def test_a_rig_hashing_nothing_is_an_error_not_ok() -> None:
         catalog=Catalog.load(), hashprice=hashprice(1.4e14, 312_500_000, 0, 71_000.0),
         price_usd=71_000.0, retarget_change_pct=-10.0)
     row = view.rows[0]
-    assert row.status == "error" and "not hashing" in (row.reason or "")
-    assert row.power_w is None and row.margin is None
-    assert view.counts == {"error": 1}
+    assert row.status == "stuck" and "not hashing" in (row.reason or "")
+    # it earns nothing and still draws power: the model's nominal 3,068 W, estimated
+    assert row.revenue == 0 and row.power_w == pytest.approx(3068) and row.power_estimated
+    assert row.margin == pytest.approx(-3.068 * 24 * 0.06)
+    assert view.counts == {"stuck": 1}
 
 
 async def test_alerts_fire_once_into_the_log_and_the_screen(tmp_path) -> None:  # type: ignore[no-untyped-def]
