@@ -14,10 +14,10 @@ from tui.alerts import (
     AlertEvent,
     NetworkCondition,
     RigCondition,
-    fmt_duration,
     format_log_line,
 )
 from tui.alerts import AlertRules as _Rules
+from tui.fmt import fmt_duration
 
 
 def AlertRules(**kw: Any) -> _Rules:  # noqa: N802 - stands in for the class in these tests
@@ -462,6 +462,8 @@ def test_log_line_stays_one_line_with_hostile_rig_text(clock: FakeClock) -> None
 
 
 def test_durations() -> None:
+    """One formatter for every duration on screen and in alerts (tui.fmt)."""
+    assert fmt_duration(86_400 * 3 + 8 * 3600 + 35 * 60, short=True) == "3d08h"
     assert [fmt_duration(s) for s in (-5, 0, 42, 312, 3600, 18_720, 86_400 * 3 + 8 * 3600)] == [
         "0s",
         "0s",
@@ -469,7 +471,7 @@ def test_durations() -> None:
         "5m12s",
         "1h00m",
         "5h12m",
-        "3d08h",
+        "3d 8h00m",
     ]
 
 

@@ -145,3 +145,24 @@ def test_wheel_imports_on_its_own(wheel: zipfile.ZipFile, tmp_path: Path) -> Non
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_wheel_metadata_license_version_and_classifiers(
+        wheel: zipfile.ZipFile, names: set[str]) -> None:
+    """The version is defined once (tui/__init__.py), the licence is an SPDX expression with
+    its file shipped, and the classifiers name every supported Python."""
+    import email.parser
+
+    import tui
+
+    meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    meta = email.parser.Parser().parsestr(wheel.read(meta_name).decode())
+    assert meta["Version"] == tui.__version__
+    assert "version" not in _pyproject()["project"]  # dynamic: no second copy to drift
+    assert meta["License-Expression"] == "MIT"
+    assert any(n.endswith("licenses/LICENSE") for n in names), sorted(names)[:5]
+    classifiers = set(meta.get_all("Classifier") or [])
+    for minor in (10, 11, 12, 13):
+        assert f"Programming Language :: Python :: 3.{minor}" in classifiers
+    assert "Environment :: Console" in classifiers
+    assert meta["Requires-Python"] == ">=3.10"

@@ -773,7 +773,8 @@ async def test_concurrency_bound_is_respected(rigs) -> None:
     shared = {"active": 0, "peak": 0}
     fakes = [await fake(rigs, by_command(ANT), delay=0.05, shared=shared) for _ in range(12)]
     poller = RigPoller(
-        [RigTarget(f"r{i}", "127.0.0.1", f.port, kind="cgminer") for i, f in enumerate(fakes)], concurrency=3
+        [RigTarget(f"r{i}", "127.0.0.1", f.port, kind="cgminer") for i, f in enumerate(fakes)],
+        concurrency=3
     )
     readings = await poller.poll_all()
     assert all(r.ok for r in readings)
@@ -789,7 +790,8 @@ async def test_one_retry_after_a_quick_failure(rigs) -> None:
     (r,) = await poller.poll_all()
     assert r.ok
     assert poller.last_cycle is not None and poller.last_cycle.retried == 1
-    no_retry = RigPoller([RigTarget("x", "127.0.0.1", flaky.port, kind="cgminer")], timeout=1, retries=0)
+    no_retry = RigPoller([RigTarget("x", "127.0.0.1", flaky.port, kind="cgminer")], timeout=1,
+                         retries=0)
     flaky.requests.clear()
     flaky.handler = lambda c, n: denied
     (r,) = await no_retry.poll_all()
@@ -798,7 +800,8 @@ async def test_one_retry_after_a_quick_failure(rigs) -> None:
 
 
 async def test_poller_never_raises(monkeypatch) -> None:
-    poller = RigPoller([RigTarget("a", "127.0.0.1", closed_port(), kind="cgminer")], timeout=1, retries=0)
+    poller = RigPoller([RigTarget("a", "127.0.0.1", closed_port(), kind="cgminer")], timeout=1,
+                       retries=0)
 
     async def boom(target: RigTarget) -> RigReading:
         raise ValueError("kaboom")

@@ -61,6 +61,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from tui.chain import TARGET_SPACING
+from tui.fmt import fmt_duration, fmt_pct
 from tui.safe import safe
 
 Severity = Literal["warning", "critical"]
@@ -68,7 +70,6 @@ AlertKind = Literal["offline", "stuck", "board", "margin", "temp", "hashrate", "
                     "retarget"]
 EventKind = Literal["fired", "cleared"]
 
-TARGET_SPACING_S = 600
 #: Severity of each kind of alert (fixed: an alert never changes severity while active).
 SEVERITY: dict[str, Severity] = {
     "offline": "critical",
@@ -156,21 +157,6 @@ class AlertEvent:
 # --------------------------------------------------------------------------- formatting
 
 
-def fmt_duration(seconds: float) -> str:
-    """``42s``, ``5m12s``, ``5h12m``, ``3d08h`` (two units at most)."""
-    s = int(max(0.0, seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    if d:
-        return f"{d}d{h:02d}h"
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
-
-
 def _num(x: float) -> str:
     """At most one decimal, none when it is whole: 85, 85.5, 104."""
     r = round(x, 1)
@@ -183,10 +169,6 @@ def _ths(x: float) -> str:
 
 def _usd(x: float) -> str:
     return f"{'−' if x < 0 else '+'}${abs(x):,.2f}"
-
-
-def _pct(x: float) -> str:
-    return f"{x:+.1f}%".replace("-", "−")
 
 
 def _known(*values: float | None) -> bool:
@@ -338,7 +320,7 @@ class AlertEngine:
                 self._clear(events, now, f"rig:{rid}:{kind}", f"{name} {state}")
             if rules.rig_offline_s is None:
                 return
-            msg = f"{name} {state} for {fmt_duration(now - start)}"
+            msg = f"{name} {state} for {fmt_duration(now - start, short=True)}"
             if r.reason:
                 msg += f": {safe(r.reason, 120)}"
             cur = self._active.get(key)
@@ -351,14 +333,14 @@ class AlertEngine:
         self._down_since.pop(rid, None)
         cur = self._active.get(key)
         if cur is not None:
-            back = f"{name} back online after {fmt_duration(now - cur.since)}"
+            back = f"{name} back online after {fmt_duration(now - cur.since, short=True)}"
             self._clear(events, now, key, back)
 
         # stuck: answers, does not mine
         key = f"rig:{rid}:stuck"
         if r.status == "stuck":
             start = self._stuck_since.setdefault(rid, now)
-            msg = f"{name} stuck for {fmt_duration(now - start)}"
+            msg = f"{name} stuck for {fmt_duration(now - start, short=True)}"
             if r.reason:
                 msg += f": {safe(r.reason, 120)}"
             cur = self._active.get(key)
@@ -372,7 +354,8 @@ class AlertEngine:
             cur = self._active.get(key)
             if cur is not None:
                 self._clear(events, now, key,
-                            f"{name} mining again after {fmt_duration(now - cur.since)}")
+                            f"{name} mining again after "
+                            f"{fmt_duration(now - cur.since, short=True)}")
 
         # a hashboard down
         if rules.rig_board_down and r.boards:
@@ -444,7 +427,7 @@ class AlertEngine:
                 band = min(DRIFT_HYSTERESIS_PCT, z / 2)
                 holds = abs(d) > z - band if active else abs(d) > z
                 way = "slower" if d > 0 else "faster"
-                msg = f"blocks {abs(d):.1f}% {way} than {TARGET_SPACING_S} s this epoch"
+                msg = f"blocks {abs(d):.1f}% {way} than {TARGET_SPACING} s this epoch"
             self._track(events, now, key, "network", "drift", holds, msg)
 
         hours = rules.retarget_within_h
@@ -460,8 +443,9 @@ class AlertEngine:
                 active = key in self._active
                 band = min(RETARGET_HYSTERESIS_S, window / 2)
                 holds = left <= window + band if active else left <= window
-                msg = "retarget due now" if left <= 0 else f"retarget in {fmt_duration(left)}"
+                msg = ("retarget due now" if left <= 0
+                       else f"retarget in {fmt_duration(left, short=True)}")
                 if _known(n.retarget_change_pct):
                     assert n.retarget_change_pct is not None
-                    msg += f" ({_pct(n.retarget_change_pct)} projected)"
+                    msg += f" ({fmt_pct(n.retarget_change_pct)} projected)"
             self._track(events, now, key, "network", "retarget", holds, msg)

@@ -53,7 +53,7 @@ KINDS: tuple[str, ...] = ("auto", "cgminer", "whatsminer-v3", "bitaxe")
 DEFAULT_PORTS: dict[str, int] = {"cgminer": 4028, "whatsminer-v3": 4433, "bitaxe": 80}
 #: Largest scan range accepted (a /16 of IPv4): a typo must not scan someone else's network.
 MAX_SCAN_ADDRESSES = 2**16
-#: Top-level tables kept raw for later features.
+#: Top-level tables kept raw: ``[keys]`` (key bindings), checked by ``parse_keymap``.
 EXTRA_TABLES = ("keys",)
 MAX_ERRORS = 20
 
@@ -106,7 +106,7 @@ class SiteConfig:
     models: dict[str, ModelSpec] = field(default_factory=dict, hash=False)
     poll: PollConfig = field(default_factory=PollConfig)
     path: Path | None = None
-    #: Raw ``[keys]`` table, reserved for a later feature.
+    #: Raw ``[keys]`` table: the key bindings, validated at load (``tui.commands.parse_keymap``).
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
     alerts: AlertRules = field(default_factory=AlertRules)
     #: ``[[notify]]``: where alert events are sent (see :mod:`tui.notify`).

@@ -12,6 +12,7 @@ from typing import Any
 
 from tui import chain
 from tui.economics import Hashprice, hashprice
+from tui.fmt import fmt_duration, fmt_pct
 from tui.model import ChainSnapshot, PriceSnapshot
 from tui.network import (
     DriftView,
@@ -142,28 +143,6 @@ def to_json(d: Dashboard) -> dict[str, Any]:
 
 def fmt_ehs(x: float | None) -> str:
     return "—" if x is None else f"{x / EH:,.0f}"
-
-
-def fmt_pct(x: float | None, nd: int = 1) -> str:
-    if x is None:
-        return "—"
-    s = f"{x:+.{nd}f}%"
-    return s.replace("-", "−")
-
-
-def fmt_duration(seconds: float, short: bool = False) -> str:
-    """``3d 8h35m``, ``8h35m``, ``7m12s``, ``42s`` (``short``: two units at most, no space)."""
-    s = int(max(0, seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    if d:
-        return f"{d}d{h}h" if short else f"{d}d {h}h{m:02d}m"
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
 
 
 def fmt_local(ts: float, fmt: str = "%a %d %b %H:%M") -> str:

@@ -111,7 +111,7 @@ def rig_economics(
     overhead_usd_day: float = 0.0,
     retarget_change_pct: float | None,
 ) -> RigEconomics:
-    """Per-rig daily economics (DESIGN.md, "Per-rig economics").
+    """Per-rig daily economics.
 
     - BTC/day = TH/s x hashprice (BTC per TH per day) x (1 - pool fee)
     - revenue = BTC/day x price.  ``price_usd`` is used when given (> 0); otherwise the price

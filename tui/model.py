@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
-RETARGET_INTERVAL = 2016
+from tui.chain import RETARGET_INTERVAL
+
 #: The hashrate windows (in blocks) shown on screen: 1 day, 3 days, 7 days.
 HASHRATE_WINDOWS: dict[str, int] = {"1d": 144, "3d": 432, "7d": 1008}
 #: Blocks whose fees are averaged for hashprice.

@@ -21,7 +21,7 @@ from tui.model import (
 )
 from tui.stats import predictive_wait_quantile
 
-TARGET_SPACING = 600
+TARGET_SPACING = chain.TARGET_SPACING
 DRIFT_WINDOWS = (6, 36, 144)
 #: Central probability mass of the ranges shown for ETA and change.
 RANGE_PROBABILITY = 0.90

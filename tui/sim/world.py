@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tui.chain import (
+    RETARGET_INTERVAL,
     RetargetProjection,
     bits_to_target,
     block_subsidy,
@@ -55,7 +56,7 @@ __all__ = [
 
 DAY = 86_400
 EH = 1e18
-_RETARGET = 2016
+_RETARGET = RETARGET_INTERVAL
 _HASHES_PER_DIFF = 2.0**32
 #: Chain work before the simulated history starts (a mainnet-like magnitude, ~2^97).
 _BASE_CHAINWORK = 0x0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_C4D1_7A2E_93B5_40F1_2A6C_D0E7

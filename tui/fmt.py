@@ -1,0 +1,28 @@
+"""How durations and percentages are written, everywhere (pure: no I/O, no Textual)."""
+
+from __future__ import annotations
+
+__all__ = ["fmt_duration", "fmt_pct"]
+
+
+def fmt_duration(seconds: float, short: bool = False) -> str:
+    """``3d 8h35m``, ``8h35m``, ``7m12s``, ``42s``; ``short``: two units at most,
+    ``3d08h``.  Negative durations read as ``0s``."""
+    s = int(max(0, seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d{h:02d}h" if short else f"{d}d {h}h{m:02d}m"
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+def fmt_pct(x: float | None, nd: int = 1) -> str:
+    """``+1.2%`` / ``−13.90%`` (a real minus sign), ``—`` when unknown."""
+    if x is None:
+        return "—"
+    return f"{x:+.{nd}f}%".replace("-", "−")
