@@ -108,8 +108,17 @@ async def test_error_after_good_data_keeps_the_data_and_shows_age() -> None:
         app._update_statuses()
         await pilot.pause()
         sub = app.query_one(RetargetPane).border_subtitle
-        assert "STALE 1m ago" in sub and "HTTP 503" in sub
+        # the reason comes first, the source's address is left to the help screen
+        assert str(sub).startswith("✗ STALE 1m ago · HTTP 503 on /api/blocks/tip/height"), sub
+        assert "fake chain" not in str(sub)
         assert "416 blocks" in text_of(app, RetargetPane)  # last good data still shown
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from tui.app import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        assert any("fake chain: HTTP 503 on /api/blocks/tip/height" in line
+                   for _, line in app.screen.sources), app.screen.sources
 
 
 async def test_unexpected_exception_in_a_source_is_shown_not_raised() -> None:
@@ -248,3 +257,50 @@ async def test_data_arriving_under_the_help_screen_updates_the_panes() -> None:
         await pilot.pause()
         assert "416 blocks" in text_of(app, RetargetPane)
         assert "$71,000" in text_of(app, HeaderBar)
+
+
+def test_error_reason_drops_only_the_sources_own_address() -> None:
+    from widgets.base import error_reason
+
+    where = "mempool 127.0.0.1"
+    assert error_reason("mempool http://127.0.0.1:8999: HTTP 500 on /api/v1/blocks",
+                        where) == "HTTP 500 on /api/v1/blocks"
+    # not the source's prefix: kept whole
+    assert error_reason("internal error: KeyError: 'x'", where) == "internal error: KeyError: 'x'"
+    assert error_reason("timed out", where) == "timed out"
+    assert error_reason(None, where) is None and error_reason("x: y", None) == "x: y"
+
+
+@pytest.mark.parametrize("width", [160, 120, 100, 80, 72])
+async def test_header_keeps_the_fault_state_at_every_width(width: int) -> None:
+    """A failing source and the alert badge survive narrowing: the other parts shorten
+    first (issue: at 120 columns the header dropped every source state but the clock)."""
+    from textual.app import App, ComposeResult
+
+    from widgets.base import SourceStatus
+
+    now = 1_769_000_000.0
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield HeaderBar()
+
+    app = One()
+    async with app.run_test(size=(width, 5)) as pilot:
+        h = app.query_one(HeaderBar)
+        h.set_data(source="mempool http://127.0.0.1:8999", tip=935_008, price=71_000.0,
+                   hashprice=41.23)
+        h.set_alerts(2, 3)
+        h.set_problems(("notify",))
+        h.set_statuses({
+            "chain": SourceStatus(now - 300, "mempool http://127.0.0.1:8999: HTTP 500", now),
+            "price": SourceStatus(now - 20, None, now),
+            "rigs": SourceStatus(now - 5, None, now),
+        }, now, False)
+        await pilot.pause()
+        line = str(h.render())
+        assert len(line) <= width
+        assert "chain ✗" in line, line
+        assert "5 alerts" in line and "✗ notify" in line, line
+        if width >= 160:
+            assert "price" in line and "hashprice" in line  # room for everything

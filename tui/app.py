@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
 from rich.table import Table
+from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -70,6 +71,10 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen Static { width: 100%; height: auto; }
     """
 
+    def __init__(self, sources: list[tuple[str, str]] | None = None) -> None:
+        super().__init__()
+        self.sources = sources or []
+
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
@@ -81,6 +86,14 @@ class HelpScreen(ModalScreen[None]):
             v.border_title = "Keys"
             v.border_subtitle = "esc to close"
             yield Static(table)
+            if self.sources:
+                src = Table(box=None, show_header=False, padding=(0, 2), title="Sources",
+                            title_justify="left", title_style="bold")
+                src.add_column(style="bold", no_wrap=True)
+                src.add_column()
+                for name, line in self.sources:
+                    src.add_row(name, Text(safe(line, 400)))
+                yield Static(src)
 
 
 #: Below this size the layout can't be drawn without breaking: the screen says so instead.
@@ -560,11 +573,21 @@ class MinertopApp(HangupGuard, App[int]):
         else:
             self.push_screen(AlertsScreen(self._alerts_table()))
 
+    def _source_lines(self) -> list[tuple[str, str]]:
+        """Each source for the help screen: its full address and its last error, whole."""
+        view = self._held or self.view
+        lines: list[tuple[str, str]] = []
+        for name, st in (view.sources.items() if view else ()):
+            state = "ok" if st.error is None else f"✗ {st.error}"
+            lines.append((name, f"{st.label} · every {st.interval:.0f}s · {state}"))
+        return lines
+
     def _status(self, name: str, now: float, view: EngineView | None) -> SourceStatus:
         st = view.sources.get(name) if view else None
         if st is None:
             return SourceStatus(None, view.errors.get("startup") if view else None, now)
-        return SourceStatus(st.fetched_at, st.error, now, polling=st.polling, paused=self.paused)
+        return SourceStatus(st.fetched_at, st.error, now, polling=st.polling, paused=self.paused,
+                            where=st.label)
 
     def _update_statuses(self) -> None:
         if not self._views_ready():
@@ -583,7 +606,7 @@ class MinertopApp(HangupGuard, App[int]):
         header.set_problems(self._problems(view))
         net_err = view.errors.get("network") if view else None
         pane_status = chain if net_err is None else SourceStatus(
-            chain.fetched_at, net_err, now, paused=self.paused)
+            chain.fetched_at, net_err, now, paused=self.paused, where=chain.where)
         for pane in self.panes:
             pane.set_status(pane_status)
 
@@ -614,7 +637,7 @@ class MinertopApp(HangupGuard, App[int]):
     # ------------------------------------------------------------------ actions
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self._source_lines()))
 
     def action_refresh(self) -> None:
         self.engine.refresh()

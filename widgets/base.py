@@ -25,21 +25,39 @@ class SourceStatus:
     now: float
     polling: bool = False
     paused: bool = False
+    where: str | None = None  #: the source's label, e.g. "mempool 127.0.0.1" (help: the URL)
 
     @property
     def age_s(self) -> float | None:
         return None if self.fetched_at is None else max(0.0, self.now - self.fetched_at)
 
+    @property
+    def reason(self) -> str | None:
+        """The error without the source's address in front: a border has room for the
+        reason ("HTTP 500 on /api/v1/blocks", "timed out"); the address is in the help."""
+        return error_reason(self.error, self.where)
+
     def label(self) -> str:
         age = self.age_s
         age_txt = "no data" if age is None else fmt_age(age)
         if self.error:
-            return f"✗ STALE {age_txt} · {self.error}"
+            return f"✗ STALE {age_txt} · {self.reason}"
         if self.paused:
             return f"⏸ paused · {age_txt}"
         if age is None:
             return "connecting…" if self.polling else "waiting…"
         return age_txt
+
+
+def error_reason(error: str | None, where: str | None) -> str | None:
+    """``"mempool http://10.0.0.5:8999: HTTP 500 on …"`` -> ``"HTTP 500 on …"`` when the
+    text starts with the source's kind (the first word of ``where``); otherwise as it is."""
+    if not error or not where:
+        return error
+    kind = where.split(" ", 1)[0]
+    if error.startswith(kind + " ") and ": " in error:
+        return error.split(": ", 1)[1] or error
+    return error
 
 
 def set_border(widget: Widget, *, title: str | None = None,

@@ -58,7 +58,7 @@ class HeaderBar(Widget):
             self.alerts = (critical, warning)
             self.refresh()
 
-    def _ages(self, short: bool) -> Text:
+    def _ages(self, short: bool, faults_only: bool = False) -> Text:
         t = Text()
         for name, st in self.statuses.items():
             age = st.age_s
@@ -66,14 +66,15 @@ class HeaderBar(Widget):
                 t.append(f" {name} ✗", style="bold red")
                 if not short:
                     t.append(" " + ("—" if age is None else fmt_duration(age)), style="red")
-            else:
+            elif not faults_only:
                 txt = "…" if age is None else fmt_duration(age)
                 t.append(f" {name} {txt}", style="dim")
         return t
 
-    def render(self) -> Text:
-        width = self.size.width
-        left = Text(" minertop" if width >= 100 else "", style="bold")
+    def _left(self, width: int, drop: int) -> Text:
+        """The left part; ``drop`` numbers taken away to make room (source, hashprice,
+        price), never the faults: a daemon gone, a failing part, pause, alerts."""
+        left = Text(" minertop" if width >= 100 and not drop else "", style="bold")
         parts = [
             self.source,
             "block " + ("—" if self.tip is None else f"{self.tip:,}"),
@@ -81,8 +82,12 @@ class HeaderBar(Widget):
             ("hashprice " if width >= 130 else "hp ")
             + ("—" if self.hashprice is None else f"${self.hashprice:,.1f}/PH/d"),
         ]
-        if width < 90:
+        if width < 90 or drop >= 1:
             parts = parts[1:]
+        if drop >= 2:
+            parts = parts[:-1]
+        if drop >= 3:
+            parts = parts[:1]
         if self.link is not None:
             # Attached: say so first, in words, at every width; a daemon that went away
             # outranks everything else on the line.
@@ -94,7 +99,7 @@ class HeaderBar(Widget):
         for name in self.problems:  # a part that fails (notify, history): before the numbers
             left.append(f" ✗ {name}", style="bold red")
         for i, p in enumerate(parts):
-            left.append(" · " if i or width >= 100 else " ")
+            left.append(" · " if i or (width >= 100 and not drop) else " ")
             left.append(p)
         if self.paused:
             left.append(" ⏸ PAUSED", style="bold reverse")
@@ -103,13 +108,26 @@ class HeaderBar(Widget):
             left.append(" ")
             left.append(f" ✗ {crit + warn} alert{'s' if crit + warn > 1 else ''} ",
                         style="bold reverse red" if crit else "bold reverse yellow")
+        return left
+
+    def render(self) -> Text:
+        width = self.size.width
         clock = time.strftime("%H:%M:%S", time.localtime(self.now))
-        right = self._ages(short=width < 110)
-        right.append(f"  {clock} ")
-        gap = width - left.cell_len - right.cell_len
-        if gap < 1:
-            right = Text(f" {clock} ")
-            gap = max(1, width - left.cell_len - right.cell_len)
+        full = self._ages(short=width < 110)
+        full.append(f"  {clock} ")
+        faults = self._ages(short=True, faults_only=True)
+        with_clock = faults.copy()
+        with_clock.append(f"  {clock} ")
+        # Shorten the least telling parts first; a failing source ("chain ✗") stays to the
+        # last, at every width (only a truncation at the very end can cut it).
+        attempts = [(0, full), (0, with_clock), (1, with_clock), (2, with_clock),
+                    (2, faults + Text(" ")), (3, faults + Text(" "))]
+        left, right = self._left(width, 0), full
+        for drop, r in attempts:
+            left, right = self._left(width, drop), r
+            if left.cell_len + right.cell_len + 1 <= width:
+                break
+        gap = max(1, width - left.cell_len - right.cell_len)
         out = left + Text(" " * gap) + right
         out.truncate(width)
         return out
