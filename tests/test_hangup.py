@@ -306,3 +306,18 @@ def test_tty_alive_on_closed_or_non_tty_fd() -> None:
         os.close(r)
         os.close(w)
     assert _tty_alive(r) is False  # closed fd: EBADF, not an exception
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_restore_the_terminal_and_exit_0(sig: signal.Signals) -> None:
+    """``kill`` (or a service manager) ends the dashboard: the operator's shell must not be
+    left in the alternate screen with mouse reporting on."""
+    with dashboard() as child:
+        child.wait_for_data()
+        mark = len(child.output)
+        cpu_before = child.cpu_now()
+        os.kill(child.pid, sig)
+        assert_clean_exit(child, cpu_before, code=0)
+        assert_terminal_restored(child, mark)
+        after = bytes(child.output[mark:])
+        assert b"\x1b[?1000l" in after, "mouse reporting not turned off"

@@ -174,6 +174,11 @@ class HangupGuard:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        # ``kill`` / a service manager stopping us: leave the terminal as it was found (the
+        # alternate screen, mouse reporting and raw mode undone) and exit 0, as ``q`` does.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_terminate)
         fd = _tty_fd()
         if fd is None:
             return
@@ -203,6 +208,11 @@ class HangupGuard:
                     time.sleep(1.0)  # flagged, yet the tty still answers: don't busy-loop
 
         threading.Thread(target=guard, name="minertop-tty-guard", daemon=True).start()
+
+    def _on_terminate(self) -> None:
+        if self._exit_requested():
+            return
+        self.exit(0)  # type: ignore[attr-defined]
 
     def _on_hangup(self) -> None:
         if self._hangup:
