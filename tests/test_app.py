@@ -304,3 +304,50 @@ async def test_header_keeps_the_fault_state_at_every_width(width: int) -> None:
         assert "5 alerts" in line and "✗ notify" in line, line
         if width >= 160:
             assert "price" in line and "hashprice" in line  # room for everything
+
+
+async def test_palette_offers_textuals_own_commands_and_remembers_the_theme(
+        tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Textual's commands (theme, keys, maximize, screenshot) are back beside minertop's; a
+    theme picked is kept for the next run; ``[ui] theme`` in the config sets it."""
+    import dataclasses
+
+    from tui.app import load_theme_choice
+    from tui.config import SiteConfig
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("TEXTUAL_THEME", raising=False)
+    app = make_app([squeeze_snapshot(1_769_000_000.0)])
+    app.remember_theme = True
+    async with app.run_test(size=(120, 40)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Theme" in titles and "Keys" in titles and "Screenshot" in titles, titles
+        assert titles.count("Quit") == 1  # minertop's own, not twice
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"theme")
+        await pilot.pause(0.3)
+        from textual.command import CommandPalette
+
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        shown = " ".join(str(o.prompt) for o in palette.query("OptionList").first().options)
+        assert "Theme" in shown, shown
+        await pilot.press("escape")
+        app.theme = "nord"
+        await pilot.pause()
+    assert load_theme_choice() == "nord"
+    # the next run starts with it
+    again = make_app([squeeze_snapshot(1_769_000_000.0)])
+    again.remember_theme = True
+    async with again.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert again.theme == "nord"
+    # the config's [ui] theme wins over the remembered one
+    site = SiteConfig(name="t", electricity_usd_kwh=0.06, theme="gruvbox")
+    third = make_app([squeeze_snapshot(1_769_000_000.0)])
+    third.spec = dataclasses.replace(third.spec, site=site)
+    third.remember_theme = True
+    async with third.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert third.theme == "gruvbox"

@@ -724,3 +724,13 @@ def test_alerts_errors_shapes_directories_and_several_at_once(tmp_path: Path) ->
         (6, "alerts.bell"),
         (7, "alerts.webhook"),
     ], str(e)
+
+
+def test_ui_theme_is_checked(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, SITE + '[ui]\ntheme = "nord"\n'))
+    assert cfg is not None and cfg.theme == "nord"
+    text = SITE + '[ui]\ntheme = "Nord\\u001b[31m"\n'
+    msg = one_error(tmp_path, text)
+    assert f":{lineno(text, 'theme')}: ui.theme: expected a theme name" in msg, msg
+    msg = one_error(tmp_path, SITE + '[ui]\ntheme = "nord"\ncolour = 1\n')
+    assert "ui.colour: unknown key" in msg, msg

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from rich.table import Table
@@ -30,6 +32,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.filter import LineFilter
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.theme import Theme
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
@@ -150,6 +153,30 @@ class EngineLike(Protocol):
     def history_for(self, rig_id: str) -> RigHistory: ...
 
 
+def _theme_file() -> Path:
+    import platformdirs
+
+    return platformdirs.user_state_path("minertop") / "ui.json"
+
+
+def load_theme_choice() -> str | None:
+    """The theme last picked in the palette (None: none, or the file is unreadable)."""
+    try:
+        data = json.loads(_theme_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    theme = data.get("theme") if isinstance(data, dict) else None
+    return theme if isinstance(theme, str) and 0 < len(theme) <= 64 else None
+
+
+def save_theme_choice(theme: str) -> None:
+    path = _theme_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"theme": theme}) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class HangupGuard:
     """Exit cleanly when the terminal goes away (an SSH drop), for any minertop App.
 
@@ -241,12 +268,15 @@ class MinertopApp(HangupGuard, App[int]):
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
         notify_alerts: bool = False,
+        remember_theme: bool = False,
     ) -> None:
         # NO_COLOR: no colour at all (the terminal's own foreground and background), not
         # Textual's default greyscale, where red or green text on a dark panel comes out
         # grey on grey.  Meaning never rests on colour alone here: signs, words and symbols.
         super().__init__(ansi_color=True if "NO_COLOR" in os.environ else None)
         self.spec = spec
+        #: a theme picked in the palette is kept for the next run (the CLI turns this on)
+        self.remember_theme = remember_theme
         self.clock = clock
         self.tick_s = tick_s
         self.engine: EngineLike = engine if engine is not None else Engine(
@@ -352,9 +382,39 @@ class MinertopApp(HangupGuard, App[int]):
         return filters
 
     def get_system_commands(self, screen: Screen) -> list[SystemCommand]:  # type: ignore[override]
+        """minertop's commands, then Textual's own (theme, keys, maximize, screenshot) that
+        minertop doesn't already have."""
         cmds = [SystemCommand(c.label.capitalize(), c.help, self._runner(c.action))
                 for c in COMMANDS]
+        ours = {c.title.lower() for c in cmds}
+        cmds += [c for c in super().get_system_commands(screen) if c.title.lower() not in ours]
         return cmds
+
+    # ------------------------------------------------------------------ theme
+    def _apply_theme(self) -> None:
+        """``$TEXTUAL_THEME`` for this run, else the config's ``[ui] theme``, else the one
+        last picked in the palette (remembered), else Textual's default."""
+        if os.environ.get("TEXTUAL_THEME"):
+            return  # Textual applied it already
+        configured = self.spec.site.theme if self.spec.site is not None else None
+        wanted = configured or (load_theme_choice() if self.remember_theme else None)
+        if wanted is None:
+            return
+        if wanted not in self.available_themes:
+            where = "[ui] theme" if configured else "the remembered theme"
+            self.notify(f"{where}: no theme {wanted!r}; known: "
+                        f"{', '.join(sorted(self.available_themes))}",
+                        severity="warning", timeout=15, markup=False)
+            return
+        self.theme = wanted
+
+    def _remember_theme(self, theme: Theme) -> None:
+        if not self.remember_theme:
+            return
+        try:
+            save_theme_choice(theme.name)
+        except OSError as e:
+            log.warning("could not remember the theme: %s", e)
 
     def _runner(self, action: str) -> Callable[[], object]:
         return lambda: self.run_action(action)
@@ -402,6 +462,8 @@ class MinertopApp(HangupGuard, App[int]):
         keys = self.spec.site.extra.get("keys") if self.spec.site else None
         if keys:
             self.set_keymap(parse_keymap(keys))
+        self._apply_theme()
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.set_interval(self.tick_s, self._tick)
         self._unsubscribe = self.engine.subscribe(self._on_engine_view)
         configs = self.spec.site.notify if self.spec.site is not None else ()
@@ -832,7 +894,8 @@ def run_app(spec: SourceSpec, *, attach: str | None = None, token: str | None = 
         from tui.remote import RemoteEngine
 
         engine = RemoteEngine(attach, token)
-    app = MinertopApp(spec, engine=engine, notify_alerts=notify and attach is None)
+    app = MinertopApp(spec, engine=engine, notify_alerts=notify and attach is None,
+                      remember_theme=True)
     app.freeze_gc_after_start = True
     code = app.run(mouse=spec.mouse)
     if app._startup_error:

@@ -111,6 +111,8 @@ class SiteConfig:
     alerts: AlertRules = field(default_factory=AlertRules)
     #: ``[[notify]]``: where alert events are sent (see :mod:`tui.notify`).
     notify: tuple[NotifyConfig, ...] = ()
+    #: ``[ui] theme``: the dashboard's Textual theme (None: the remembered one, or default)
+    theme: str | None = None
 
     def electricity_for(self, rig: RigConfig | None) -> float:
         if rig is not None and rig.electricity_usd_kwh is not None:
@@ -562,7 +564,12 @@ _RIG_KEYS = (
 )
 _SCAN_KEYS = ("cidr", "port", "kind")
 _MODEL_KEYS = ("hashrate_ths", "power_w", "source")
-_TOP_KEYS = ("site", "poll", "rigs", "scans", "models", "alerts", "notify", *EXTRA_TABLES)
+_TOP_KEYS = ("site", "poll", "rigs", "scans", "models", "alerts", "notify", "ui",
+             *EXTRA_TABLES)
+_UI_KEYS = ("theme",)
+#: A theme name as Textual spells them ("textual-dark", "nord", "catppuccin-mocha"); whether
+#: it exists is checked by the dashboard, which knows the themes installed.
+_THEME_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 MAX_POWER_W = 100_000.0
 MAX_HASHRATE_THS = 100_000.0
@@ -842,6 +849,18 @@ def _validate(
 
     alerts = _alerts(c, data, path)
     notify = _notify(c, data, environ)
+    theme: str | None = None
+    if "ui" in data:
+        ut = c.table(("ui",), data["ui"])
+        if ut is not None:
+            c.keys(("ui",), ut, _UI_KEYS)
+            if "theme" in ut:
+                v = ut["theme"]
+                if isinstance(v, str) and _THEME_NAME.fullmatch(v):
+                    theme = v
+                else:
+                    c.err(("ui", "theme"), 'expected a theme name like "nord" or '
+                          f'"textual-dark" (the palette\'s "Theme" lists them), got {_show(v)}')
     extra = {k: data[k] for k in EXTRA_TABLES if k in data}
     if "keys" in data:
         from tui.commands import parse_keymap
@@ -869,6 +888,7 @@ def _validate(
         extra=extra,
         alerts=alerts,
         notify=notify,
+        theme=theme,
     )
 
 
@@ -1546,6 +1566,11 @@ hold_s = 60                          # a condition must last this long to fire, 
                                      # this long to clear: noisy readings don't flap
 bell = false                         # ring the terminal bell when an alert fires
 # log_file = "~/.local/state/minertop/alerts.log"  # append a line per alert (default: none)
+
+# The dashboard's look (optional).  A theme picked in the command palette (ctrl+p, "Theme")
+# is remembered for the next run; this setting wins over it, and $TEXTUAL_THEME over both.
+# [ui]
+# theme = "nord"                     # textual-dark, textual-light, nord, gruvbox, ...
 
 # Notifications (none by default): each [[notify]] gets one message per poll cycle with that
 # cycle's alerts (a digest when there are several).  A destination that is down is retried
