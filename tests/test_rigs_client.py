@@ -629,9 +629,9 @@ async def test_first_contact_learns_the_firmware(rigs) -> None:
     r = await read_cgminer("127.0.0.1", rig.port, timeout=2, profile=profile)
     assert (r.firmware, r.model, r.power_w) == ("braiins", "Bitmain Antminer S9", 1419)
     assert profile.firmware == "braiins"
-    assert rig.requests == [FIRST, "tunerstatus+temps+fans"]
+    assert rig.requests == [FIRST, "tunerstatus+temps+fans+devs"]
     await read_cgminer("127.0.0.1", rig.port, timeout=2, profile=profile)
-    assert rig.requests[2:] == ["summary+devdetails+tunerstatus+temps+fans+pools"]
+    assert rig.requests[2:] == ["summary+devdetails+tunerstatus+temps+fans+pools+devs"]
 
 
 async def test_whatsminer_first_contact(rigs) -> None:
@@ -899,3 +899,37 @@ def test_offline_or_error_comes_from_the_typed_failure_not_the_text() -> None:
         assert rd("x", 1, "e", kind).offline
     for kind in ("reply", "status", "internal", None):
         assert not rd("x", 1, "e", kind).offline
+
+
+async def test_a_budgeted_cycle_reads_every_rig_at_its_pace_whatever_a_hung_one_does(
+        rigs) -> None:  # type: ignore[no-untyped-def]
+    """Each rig is read every interval, not every interval + the slowest rig's deadline: a
+    cycle with a budget returns on time; the hung rig's read goes on in the background, is
+    never started twice, and its reading comes with a later cycle."""
+    hang = await fake(rigs, lambda c, n: None)
+    fast = [await fake(rigs, by_command(ANT)) for _ in range(3)]
+    targets = [RigTarget("hang", "127.0.0.1", hang.port, kind="cgminer")] + [
+        RigTarget(f"f{i}", "127.0.0.1", r.port, kind="cgminer") for i, r in enumerate(fast)]
+    poller = RigPoller(targets, timeout=0.5, retries=0, clock=time.monotonic)
+    seen: list[str] = []
+    cycles = []
+    t0 = time.monotonic()
+    for _ in range(4):
+        start = time.monotonic()
+        readings = await poller.poll_all(on_reading=lambda r: seen.append(r.rig_id),
+                                         budget=0.2)
+        took = time.monotonic() - start
+        assert took < 0.35, took  # on time, not after the hung rig's 0.5 s deadline
+        cycles.append([r.rig_id for r in readings])
+        await asyncio.sleep(max(0.0, 0.2 - took))
+    # every healthy rig in every cycle
+    for ids in cycles:
+        assert {"f0", "f1", "f2"} <= set(ids), cycles
+    # the hung rig: its timeout reading arrives in a later cycle, once per deadline
+    assert "hang" not in cycles[0]
+    assert any("hang" in ids for ids in cycles[2:]), cycles
+    assert len(hang.requests) <= 2  # never two reads at once: one per 0.5 s deadline
+    assert seen.count("hang") == sum(ids.count("hang") for ids in cycles)
+    assert time.monotonic() - t0 < 1.2
+    await poller.aclose()
+    assert poller.running == 0

@@ -225,7 +225,7 @@ async def test_discovery_finds_rigs_and_models(site_factory) -> None:
     site, _ = await site_factory(specs, "127.0.209.0")
     port = site.rig("ant").port
     t0 = time.monotonic()
-    found = await scan("127.0.209.0/28", port, timeout=0.3, concurrency=64)
+    found = await scan("127.0.209.0/28", port, timeout=0.3, concurrency=64, kind="cgminer")
     assert time.monotonic() - t0 < 1.5
     assert [(f.host, f.model, f.firmware, f.kind) for f in found] == [
         ("127.0.209.3", "Antminer S19j Pro", "antminer", "cgminer"),

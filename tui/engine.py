@@ -507,6 +507,8 @@ class Engine:
     async def _poll_once(self, p: Poller) -> float:
         p.polling = True
         started = time.monotonic()
+        if hasattr(p.source, "budget_s"):
+            p.source.budget_s = p.interval  # a rig cycle never outlasts the interval
         try:
             snap = await p.source.fetch()
         except SourceError as e:
@@ -532,6 +534,9 @@ class Engine:
             p.polling = False
             p.polls += 1
             p.duration_s = time.monotonic() - started
+        if p.name == "rigs" and p.error is None:
+            # start to start: each rig is read every interval, however long a cycle took
+            delay = max(0.0, delay - p.duration_s)
         return delay
 
     def _failed(self, p: Poller, error: str) -> None:
@@ -719,22 +724,46 @@ class Engine:
 
 
 def view_document(view: EngineView) -> dict[str, Any] | None:
-    """The ``--once --json`` document of a view (None: no chain data yet).  The daemon's
-    ``/api/v1/snapshot`` serves exactly this."""
+    """The ``--once --json`` document of a view; None when it has nothing to show (no chain
+    data and no site).  The daemon's ``/api/v1/snapshot`` serves exactly this.
+
+    Described by ``tui/data/minertop-once.schema.json``: ``schema_version`` is the major
+    version of the format (within one, fields are only ever added).  ``errors`` has one
+    ``{"source", "error"}`` per source (``chain``, ``price``, ``rigs``) or part of the
+    computation that failed.  Without chain data (a site server without internet) the
+    document still has the rigs: the network's fields are null, and so is every figure
+    that needs the chain (hashprice, hence revenue and margins)."""
+    from tui import __version__
     from tui.dashboard import to_json
 
-    if view.dashboard is None:
+    if view.dashboard is None and view.site is None:
         return None
-    doc = to_json(view.dashboard)
-    price = view.sources.get("price")
-    if price is not None and price.error:
-        doc["price_error"] = price.error
+    doc: dict[str, Any] = {"schema_version": 1, "minertop_version": __version__}
+    if view.dashboard is not None:
+        doc.update(to_json(view.dashboard))
+    else:  # the same members as to_json's, null where they come from the chain
+        price = view.price
+        doc.update({"source": view.source_label, "time_unix": int(view.time)})
+        doc.update(dict.fromkeys(("tip_height", "tip_time_unix", "difficulty")))
+        doc.update({"price_usd": price.usd if price else None,
+                    "price_source": price.source if price else None})
+        doc.update(dict.fromkeys((
+            "hashprice_btc_per_ph_day", "hashprice_usd_per_ph_day", "avg_fees_btc_per_block",
+            "hashrate_ehs", "hashrate_peak_ehs", "hashrate_vs_peak_pct", "hash_ribbon",
+            "drift", "retarget")))
+    price_state = view.sources.get("price")
+    if price_state is not None and price_state.error:
+        doc["price_error"] = price_state.error
     if view.site is not None:
         from tui.site import site_json
 
         doc["site"], doc["rigs"] = site_json(view.site)
-    if view.errors:
-        doc["errors"] = dict(view.errors)
+    errors = [{"source": name, "error": st.error} for name, st in view.sources.items()
+              if st.error]
+    seen = {(e["source"], e["error"]) for e in errors}
+    errors += [{"source": part, "error": msg} for part, msg in view.errors.items()
+               if (part, msg) not in seen]
+    doc["errors"] = errors
     return doc
 
 

@@ -20,6 +20,13 @@ connection.  It learns each rig's firmware flavour in a :class:`RigProfile` the 
 between polls, so the next poll asks the right commands at once (e.g. ``tunerstatus`` for
 Braiins OS's power estimate, ``devdetails`` for a Whatsminer's model).
 
+Per-hashboard figures (``RigReading.boards``) come from whatever the flavour reports:
+Antminer-style ``stats`` (``chain_rateN``/``chain_acnN``/``chain_acsN``/``temp2_N``, slots
+numbered as the firmware numbers them, e.g. 6-8 on an S9; also the newer ``"chain":[...]``
+list), btminer/BOSminer ``devs`` (+ BOSminer ``devdetails`` chips and ``temps`` by board ID),
+and Avalon's ``MGHS[...]``/``MTmax[...]`` MM fields.  A board that hashes exactly 0 keeps
+``0.0`` so it reads as down; unusable values (strings, inf/nan, negatives) are ``None``.
+
 Everything the rig sends (model, pool URL, messages) is untrusted and kept verbatim: Rich
 markup or terminal escapes in it are *data*.  Escaping is the UI's job.
 
@@ -37,10 +44,12 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from tui.model import RigReading
+from tui.catalog import normalise as _model_key
+from tui.model import Hashboard, RigReading
 from tui.sources.base import SourceError, one_line
 
 __all__ = [
@@ -76,8 +85,10 @@ COMMANDS: dict[str | None, tuple[str, ...]] = {
     "vnish": ("summary", "stats", "pools"),
     "luxos": ("summary", "stats", "pools", "power"),
     "cgminer": ("summary", "stats", "pools"),
-    "whatsminer": ("summary", "devdetails", "pools"),
-    "braiins": ("summary", "devdetails", "tunerstatus", "temps", "fans", "pools"),
+    # devs: one DEVS item per hashboard (hashrate, chips, temperatures); devs rather than
+    # edevs so a board the firmware gave up on ("zombie") is still listed
+    "whatsminer": ("summary", "devdetails", "pools", "devs"),
+    "braiins": ("summary", "devdetails", "tunerstatus", "temps", "fans", "pools", "devs"),
     "avalon": ("summary", "stats", "version", "pools"),
 }
 
@@ -504,6 +515,460 @@ def _active_pool(pools: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- hashboards
+
+#: Chips per hashboard by model: firmware reports the chips it found, not how many the board
+#: should have (Antminer ``chain_acn``/``chain_acs``, Braiins OS devdetails).  From pyasic's
+#: model definitions (``expected_chips`` in pyasic/miners/device/models/antminer/X9/S9.py,
+#: X17/S17.py, X19/S19.py, X19/T19.py, X21/S21.py, X21/T21.py).  Models whose name is shared
+#: by a variant with another count (S19 / S19 No PIC, S19j / S19j No PIC) are left out: no
+#: count beats a wrong one (it would show a healthy board as missing chips).
+_EXPECTED_CHIPS: dict[str, int] = {
+    _model_key(name): chips
+    for name, chips in {
+        "S9": 63, "S9i": 63, "S9j": 63,
+        "S17": 48, "S17 Pro": 48, "S17+": 65, "S17e": 135,
+        "S19 Pro": 114, "S19j Pro": 126, "S19j Pro+": 120, "S19 Pro+": 120,
+        "S19 XP": 110, "S19j XP": 110, "S19k Pro": 77, "S19a Pro": 100, "T19": 76,
+        "S21": 108, "S21+": 55, "S21 Pro": 65, "S21 XP": 91, "T21": 108,
+    }.items()
+}  # fmt: skip
+
+#: Antminer-style per-chain stats keys: ``chain_acn6``, ``chain_rate_real1``, ``chain_rateideal2``
+_CHAIN_KEY = re.compile(r"chain_(acn|acs|rate_real|rate_ideal|rateideal|rate)(\d{1,2})")
+_BOARD_TEMP_KEY = re.compile(r"temp(?:_pcb)?(\d{1,2})")
+_CHIP_TEMP_KEY = re.compile(r"temp(?:_chip|2_)(\d{1,2})")
+#: ``rate_unit`` (Antminer stats) -> factor to TH/s; absent means GH/s
+_RATE_UNITS = {"th": 1.0, "gh": 1e-3, "mh": 1e-6}
+#: Per-board hashrate keys of a DEVS item (btminer, BOSminer), steadiest first.
+_DEV_RATE_KEYS: tuple[tuple[str, float], ...] = (
+    ("MHS 1m", 1e-6), ("MHS 5s", 1e-6), ("MHS av", 1e-6), ("MHS 5m", 1e-6),
+    ("MHS 15m", 1e-6), ("GHS 5s", 1e-3), ("GHS av", 1e-3),
+)  # fmt: skip
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative whole count ("126", 126.0) or None."""
+    f = _num(value)
+    if f is None or f < 0 or f >= 2**53 or f != int(f):
+        return None
+    return int(f)
+
+
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and value > 0 else None
+
+
+def _rate_factor(unit: Any) -> float | None:
+    """TH/s per unit of a ``rate_unit`` ("GH/s", "GH", "MH/s"); GH/s when absent, None when
+    the unit is not one we know (the figures are then not used)."""
+    if unit is None:
+        return 1e-3
+    if not isinstance(unit, str):
+        return None
+    key = unit.strip().lower().removesuffix("/s")
+    return _RATE_UNITS.get(key) if key else 1e-3
+
+
+def _chip_marks(acs: Any) -> tuple[int, int] | None:
+    """``(good, total)`` marks of a ``chain_acs`` string (" oooooooo oxoooooo": o good,
+    anything else - x, - - bad)."""
+    if not isinstance(acs, str):
+        return None
+    marks = "".join(acs.split()).lower()
+    if not marks or len(marks) > 1024:
+        return None
+    return marks.count("o"), len(marks)
+
+
+def _chain_chips(found: Any, acs: Any, model: str | None) -> tuple[int | None, int | None]:
+    """``(working, expected)`` chips of one Antminer chain.
+
+    bmminer writes one ``chain_acs`` mark per chip it *found* (``chain_acn`` of them), 'x'
+    for a found chip that returns too few nonces: so the string shows bad chips but not
+    missing ones.  Working = found minus the bad marks; expected = the model's count when
+    known, else the string's length when it marks bad chips (those should work too).
+    """
+    acn = _count(found)
+    marks = _chip_marks(acs)
+    expected = _expected_chips(model)
+    if marks is None:
+        return acn, expected
+    good, total = marks
+    working = good if acn is None else min(acn, good)
+    if good < total:
+        expected = max(expected or 0, total)
+    return working, expected
+
+
+def _status_description(reply: Mapping[str, Any] | None) -> str | None:
+    st = reply.get("STATUS") if reply else None
+    if isinstance(st, list) and st and isinstance(st[0], dict):
+        return _text(st[0].get("Description"))
+    return None
+
+
+@lru_cache(maxsize=512)
+def _expected_chips(model: str | None) -> int | None:
+    return _EXPECTED_CHIPS.get(_model_key(model)) if model else None
+
+
+def _max_temp(*values: Any) -> float | None:
+    temps = [t for t in (_temp(v) for v in values) if t is not None]
+    return max(temps) if temps else None
+
+
+def _temp_list_max(values: Any) -> float | None:
+    return _max_temp(*values) if isinstance(values, list) else None
+
+
+def _board(
+    index: int,
+    *,
+    rate: float | None,
+    chips: int | None,
+    expected: int | None,
+    board_c: float | None,
+    chip_c: float | None,
+    nominal: float | None,
+) -> Hashboard:
+    if expected is not None and expected <= 0:
+        expected = None
+    if expected is not None and chips is not None and chips > expected:
+        expected = chips  # more chips than the table says: the table is not this board's
+    return Hashboard(
+        index=index,
+        hashrate_ths=rate,
+        chips=chips,
+        chips_expected=expected,
+        temp_board_c=board_c,
+        temp_chip_c=chip_c,
+        nominal_ths=_positive(nominal),
+    )
+
+
+def _chain_rates(chain: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """``(measured, ideal)`` rate of one chain, in the stats' ``rate_unit``."""
+    rate = _num(chain.get("rate"))
+    if rate is None:
+        rate = _num(chain.get("rate_real"))
+    ideal = _num(chain.get("rateideal"))
+    if ideal is None:
+        ideal = _num(chain.get("rate_ideal"))
+    return rate, ideal
+
+
+def _antminer_chains(stats: Mapping[str, Any], model: str | None) -> list[Hashboard]:
+    """Boards from bmminer/cgminer ``stats`` (stock Antminer, Vnish, LuxOS).
+
+    The firmware prints a fixed set of slots (1-4 on an S19, 1-16 on an S9 whose boards are
+    6, 7, 8) and leaves the ones without a detected chain empty (``chain_acn`` 0, ``""``
+    rate and chip string).  A slot is a board when it has chips, a chip string, a nominal
+    rate or a measured rate; one with nothing but a measured rate of 0 counts only while
+    ``miner_count`` (the chains the firmware detected) leaves room for it.
+    """
+    chains: dict[int, dict[str, Any]] = {}
+    temps_board: dict[int, list[Any]] = {}
+    temps_chip: dict[int, list[Any]] = {}
+    for key, value in stats.items():
+        if key.startswith("chain_"):
+            m = _CHAIN_KEY.fullmatch(key)
+            if m:
+                chains.setdefault(int(m.group(2)), {})[m.group(1)] = value
+        elif key.startswith("temp"):
+            m = _CHIP_TEMP_KEY.fullmatch(key)
+            if m:
+                temps_chip.setdefault(int(m.group(1)), []).append(value)
+                continue
+            m = _BOARD_TEMP_KEY.fullmatch(key)
+            if m:
+                temps_board.setdefault(int(m.group(1)), []).append(value)
+    if not chains:
+        return []
+    factor = _rate_factor(stats.get("rate_unit"))
+    strong: list[int] = []
+    weak: list[int] = []
+    for slot in sorted(chains):
+        c = chains[slot]
+        acn = _count(c.get("acn"))
+        rate, ideal = _chain_rates(c)
+        if (acn or 0) > 0 or _chip_marks(c.get("acs")) or (rate or 0) > 0 or (ideal or 0) > 0:
+            strong.append(slot)
+        elif rate == 0:
+            weak.append(slot)
+    detected = _count(stats.get("miner_count"))
+    if detected is not None:
+        weak = weak[: max(0, detected - len(strong))]
+    slots = sorted(strong + weak)
+    if not slots:
+        return []
+    per_board_ideal: float | None = None
+    total_ideal = _num(stats.get("total_rateideal"))
+    if total_ideal is not None and factor is not None and detected:
+        per_board_ideal = total_ideal * factor / detected
+    boards: list[Hashboard] = []
+    for slot in slots:
+        c = chains[slot]
+        rate, ideal = _chain_rates(c)
+        chips, expected = _chain_chips(c.get("acn"), c.get("acs"), model)
+        boards.append(
+            _board(
+                slot,
+                rate=rate * factor if rate is not None and rate >= 0 and factor else None,
+                chips=chips,
+                expected=expected,
+                board_c=_max_temp(*temps_board.get(slot, ())),
+                chip_c=_max_temp(*temps_chip.get(slot, ())),
+                nominal=ideal * factor if ideal is not None and factor else per_board_ideal,
+            )
+        )
+    return boards
+
+
+def _antminer_chain_list(items: list[dict], model: str | None) -> list[Hashboard]:
+    """Boards from the newer Antminer stats shape: ``"chain":[{"index":0,"rate_real":...,
+    "asic_num":...,"asic":" ooo ooo",...}]`` with ``rate_unit`` beside it."""
+    for item in items:
+        chain = item.get("chain")
+        if not isinstance(chain, list):
+            continue
+        factor = _rate_factor(item.get("rate_unit"))
+        boards: dict[int, Hashboard] = {}
+        for pos, c in enumerate(chain):
+            if not isinstance(c, dict):
+                continue
+            index = _count(c.get("index"))
+            index = pos if index is None else index
+            rate = _num(c.get("rate_real"))
+            chips, expected = _chain_chips(c.get("asic_num"), c.get("asic"), model)
+            ideal = _num(c.get("rate_ideal"))
+            boards.setdefault(
+                index,
+                _board(
+                    index,
+                    rate=rate * factor if rate is not None and rate >= 0 and factor else None,
+                    chips=chips,
+                    expected=expected,
+                    board_c=_temp_list_max(c.get("temp_pcb")),
+                    chip_c=_temp_list_max(c.get("temp_chip")),
+                    nominal=ideal * factor if ideal is not None and factor else None,
+                ),
+            )
+        if boards:
+            return [boards[i] for i in sorted(boards)]
+    return []
+
+
+def _dev_index(item: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        i = _count(item.get(key))
+        if i is not None and i < 1000:
+            return i
+    return None
+
+
+def _devs_boards(
+    sections: Mapping[str, Mapping[str, Any]], fw: str, model: str | None
+) -> list[Hashboard]:
+    """Boards from ``devs``/``edevs`` (one DEVS item per board), ``devdetails`` (chips) and
+    ``temps`` (Braiins), matched by the firmware's own board number."""
+    devs = _items(sections.get("devs"), "DEVS") or _items(sections.get("edevs"), "DEVS")
+    details = _items(sections.get("devdetails"), "DEVDETAILS") if fw == "braiins" else []
+    temps = _items(sections.get("temps"), "TEMPS") if fw == "braiins" else []
+    if fw == "whatsminer":
+        order: tuple[str, ...] = ("Slot", "ASC", "ID")  # the physical slot first
+    else:
+        order = ("ID", "ASC")  # BOSminer: "Hash Chain 6" is ID 6 in devs, devdetails, temps
+    fields: dict[int, dict[str, Any]] = {}
+    for item in devs:
+        i = _dev_index(item, order)
+        if i is not None and i not in fields:
+            nominal = _num(item.get("Nominal MHS", item.get("nominal MHS")))  # BOSminer
+            if nominal is not None:
+                nominal *= 1e-6
+            else:
+                nominal = _num(item.get("Factory GHS"))  # btminer
+                nominal = nominal * 1e-3 if nominal is not None else None
+            fields[i] = {
+                "rate": _first_rate(item, _DEV_RATE_KEYS),
+                "chips": _count(item.get("Effective Chips")),
+                "board_c": _temp(item.get("Temperature")),
+                "chip_c": _temp(item.get("Chip Temp Max")) or _temp(item.get("Chip Temp Avg")),
+                "nominal": nominal,
+            }
+    for item in details:
+        i = _dev_index(item, ("ID", "DEVDETAILS"))
+        chips = _count(item.get("Chips"))
+        if i is not None and chips is not None:
+            f = fields.setdefault(i, {})
+            if f.get("chips") is None:
+                f["chips"] = chips
+    for item in temps:
+        i = _dev_index(item, ("ID", "TEMP"))
+        if i is not None:
+            f = fields.setdefault(i, {})
+            for key, name in (("board_c", "Board"), ("chip_c", "Chip")):
+                if f.get(key) is None:
+                    f[key] = _temp(item.get(name))
+    expected = _expected_chips(model) if fw == "braiins" else None
+    return [
+        _board(
+            i,
+            rate=f.get("rate"),
+            chips=f.get("chips"),
+            expected=expected,
+            board_c=f.get("board_c"),
+            chip_c=f.get("chip_c"),
+            nominal=f.get("nominal"),
+        )
+        for i, f in sorted(fields.items())
+    ]
+
+
+def _avalon_boards(mm: Mapping[str, list[str]]) -> list[Hashboard]:
+    """Boards from Avalon's MM blob: ``MGHS[a b c]`` GH/s per board, ``MTmax`` hottest chip
+    per board, ``PVT_T<n>`` one temperature per chip of board n (0: no reading)."""
+    rates = mm.get("MGHS") or []
+    hottest = mm.get("MTmax") or []
+    boards: list[Hashboard] = []
+    for i, raw in enumerate(rates[:16]):
+        rate = _num(raw)
+        chip_temps = [_num(v) for v in mm.get(f"PVT_T{i}") or []]
+        read = sum(1 for t in chip_temps if t is not None and t > 0)
+        boards.append(
+            _board(
+                i,
+                rate=rate * 1e-3 if rate is not None and rate >= 0 else None,
+                chips=read or None,  # a chip without a reading is not proof of a missing chip
+                expected=None,
+                board_c=None,
+                chip_c=_temp(hottest[i]) if i < len(hottest) else None,
+                nominal=None,
+            )
+        )
+    return boards
+
+
+def _fit_units(boards: list[Hashboard], rig_ths: float | None) -> list[Hashboard]:
+    """Rescale per-board hashrates sent in the wrong unit.
+
+    Some firmware labels TH/s figures "MHS" (btminer DEVS on newer Whatsminer firmware) or
+    sends chain rates in another unit than its ``rate_unit``: the boards then add up to a
+    thousandth (or a thousand times) of the rig's own total.  When a power of 1000 brings
+    the sum within a factor of 2 of the total, apply it; otherwise keep the figures.
+    """
+    rates = [b.hashrate_ths for b in boards if b.hashrate_ths is not None]
+    total = sum(rates)
+    if not rates or total <= 0 or not rig_ths or rig_ths <= 0:
+        return boards
+    ratio = total / rig_ths
+    if 0.2 <= ratio <= 5:
+        return boards
+    for k in (1e3, 1e-3, 1e6, 1e-6):
+        if 0.5 <= ratio * k <= 2:
+            return [
+                replace(b, hashrate_ths=b.hashrate_ths * k) if b.hashrate_ths is not None else b
+                for b in boards
+            ]
+    return boards
+
+
+def _boards(
+    sections: Mapping[str, Mapping[str, Any]],
+    fw: str,
+    stats: Mapping[str, Any],
+    mm: Mapping[str, list[str]],
+    model: str | None,
+) -> list[Hashboard]:
+    stats_reply = sections.get("stats") or {}
+    info = stats_reply.get("INFO")  # the newer Antminer stats: {"INFO":{"type":...},...}
+    if model is None and isinstance(info, dict):
+        model = _text(info.get("type")) or _text(info.get("Type"))
+    boards = _antminer_chain_list(_items(stats_reply, "STATS"), model)
+    if not boards:
+        boards = _antminer_chains(stats, model)
+    if not boards and fw in ("whatsminer", "braiins"):
+        boards = _devs_boards(sections, fw, model)
+    if not boards and mm:
+        boards = _avalon_boards(mm)
+    return boards
+
+
+def _nominal(
+    summary: Mapping[str, Any],
+    stats: Mapping[str, Any],
+    mm: Mapping[str, list[str]],
+    boards: list[Hashboard],
+) -> float | None:
+    """The rig's own ideal / factory hashrate, TH/s."""
+    factor = _rate_factor(stats.get("rate_unit"))
+    ideal = _num(stats.get("total_rateideal", stats.get("rate_ideal")))
+    if ideal is not None and factor is not None:
+        return _positive(ideal * factor)
+    factory = _num(summary.get("Factory GHS"))  # btminer
+    if factory is not None:
+        return _positive(factory * 1e-3)
+    if mm.get("GHSmm"):  # Avalon
+        ghs = _num(mm["GHSmm"][0])
+        return _positive(ghs * 1e-3) if ghs is not None else None
+    per_board = [b.nominal_ths for b in boards]
+    if per_board and all(n is not None for n in per_board):
+        return _positive(sum(n for n in per_board if n is not None))
+    return None
+
+
+def _firmware_version(
+    fw: str,
+    sections: Mapping[str, Mapping[str, Any]],
+    summary: Mapping[str, Any],
+    stats: Mapping[str, Any],
+    mm: Mapping[str, list[str]],
+) -> str | None:
+    """The firmware's version as it reports it (best effort, verbatim)."""
+    version = _first_item(sections.get("version"), "VERSION")
+    candidates: list[Any] = []
+    if fw == "luxos":
+        candidates += [version.get("LUXminer"), stats.get("LUXminer"), version.get("Miner")]
+    elif fw == "braiins":
+        candidates += [version.get("BOSminer+"), version.get("BOSminer"), version.get("BOSer")]
+        desc = _status_description(sections.get("summary"))
+        if desc and desc.lower().startswith(("bosminer", "boser")):
+            candidates.append(desc)  # "BOSminer+ 0.2.0-ea64aec8e"
+    elif fw == "vnish":
+        candidates += [stats.get("build_version")]
+    elif fw == "whatsminer":
+        fv = _text(summary.get("Firmware Version"))
+        candidates.append(fv.strip("'") if fv else None)
+    elif fw == "avalon":
+        candidates += [version.get("VERSION"), version.get("LVERSION")]
+        candidates += [(mm.get("Ver") or [None])[0]]
+    info = (sections.get("stats") or {}).get("INFO")
+    candidates += [version.get("CompileTime"), stats.get("CompileTime")]
+    if isinstance(info, dict):
+        candidates.append(info.get("CompileTime"))
+    for c in candidates:
+        t = _text(c)
+        if t is not None:
+            return t.strip()
+    return None
+
+
+_MAC_SEPARATORS = re.compile(r"[:\-.]")
+_MAC_HEX = re.compile(r"[0-9a-fA-F]{12}")
+
+
+def _mac(value: Any) -> str | None:
+    """``AA:BB:CC:DD:EE:FF`` from "b4a2eb3fa0c1" / "b4:a2:..." ; None for anything else."""
+    t = _text(value)
+    if t is None or len(t) > 32:
+        return None
+    digits = _MAC_SEPARATORS.sub("", t.strip())
+    if not _MAC_HEX.fullmatch(digits) or int(digits, 16) == 0:
+        return None
+    digits = digits.upper()
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
 def reading_from_sections(
     sections: Mapping[str, Mapping[str, Any]],
     *,
@@ -602,13 +1067,17 @@ def reading_from_sections(
     if uptime is None:
         uptime = _num(stats.get("Elapsed"))
 
+    model = extract_model(ok, stats=stats)
+    boards = _fit_units(_boards(ok, fw, stats, mm, model), live if live is not None else avg)
+    version = _first_item(ok.get("version"), "VERSION")
+
     return RigReading(
         rig_id=rig_id,
         host=host,
         port=port,
         time=time,
         ok=True,
-        model=extract_model(ok, stats=stats),
+        model=model,
         hashrate_ths=live if live is not None else avg,
         hashrate_avg_ths=avg,
         power_w=power,
@@ -618,6 +1087,12 @@ def reading_from_sections(
         uptime_s=int(uptime) if uptime is not None and uptime >= 0 else None,
         firmware=fw,
         hostname=None,
+        protocol="cgminer",
+        boards=tuple(boards),
+        accepted=_count(summary.get("Accepted")),
+        nominal_ths=_nominal(summary, stats, mm, boards),
+        firmware_version=_firmware_version(fw, ok, summary, stats, mm),
+        mac=_mac(summary.get("MAC")) or _mac(version.get("MAC")),
     )
 
 

@@ -53,6 +53,9 @@ class RigSource:
         self.discovered: list[RigTarget] = []
         self._scan_task: asyncio.Future[None] | None = None
         self.scan_error: str | None = None
+        #: a cycle returns after this long at most (the poll interval: see ``poll_all``);
+        #: the engine keeps it equal to the rigs' current interval
+        self.budget_s: float | None = poll.interval_s
         self.poller = RigPoller(self._configured,
                                 timeout=poll.timeout_s, concurrency=poll.concurrency,
                                 retries=poll.retries, clock=clock)
@@ -66,16 +69,18 @@ class RigSource:
             self._scan_task = asyncio.ensure_future(self._scan())
             self._scan_task.add_done_callback(self._scan_done)
         if self.on_partial is None and self._thread is None:
-            return RigsSnapshot(await self.poller.poll_all(), self.clock())
+            return RigsSnapshot(await self.poller.poll_all(budget=self.budget_s), self.clock())
         # If the cycle is still running after PARTIAL_AFTER_S (a hanging rig costs a whole
         # deadline), hand over what is in once, so the screen isn't held back; the final
         # snapshot has the rest.  Once per cycle: every hand-over recomputes the whole site.
         pending: list[RigReading] = []
         if self._thread is not None:
             cycle = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-                self.poller.poll_all(on_reading=pending.append), self._thread.loop))
+                self.poller.poll_all(on_reading=pending.append, budget=self.budget_s),
+                self._thread.loop))
         else:
-            cycle = asyncio.ensure_future(self.poller.poll_all(on_reading=pending.append))
+            cycle = asyncio.ensure_future(
+                self.poller.poll_all(on_reading=pending.append, budget=self.budget_s))
         try:
             done, _ = await asyncio.wait({cycle}, timeout=PARTIAL_AFTER_S)
             if not done and pending:

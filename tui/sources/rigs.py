@@ -157,6 +157,10 @@ class RigPoller:
         self._in_flight = 0
         self._peak = 0
         self._retried = 0
+        self._sem: asyncio.Semaphore | None = None
+        self._sem_loop: asyncio.AbstractEventLoop | None = None
+        #: reads that outlived their call's budget, by rig id
+        self._running: dict[str, asyncio.Task[RigReading]] = {}
         self.last_cycle: CycleStats | None = None
 
     @property
@@ -182,6 +186,7 @@ class RigPoller:
         return self._http
 
     async def aclose(self) -> None:
+        await self.aclose_reads()
         if self._owns_http and self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -346,47 +351,105 @@ class RigPoller:
             self._slow.discard(target.rig_id)
         return reading
 
-    async def _slot(self, sem: asyncio.Semaphore, target: RigTarget,
-                    on_reading: Callable[[RigReading], None] | None) -> RigReading:
-        async with sem:
+    async def _slot(self, target: RigTarget) -> RigReading:
+        assert self._sem is not None
+        async with self._sem:
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
             try:
-                reading = await self.poll_one(target)
+                return await self.poll_one(target)
             finally:
                 self._in_flight -= 1
-        if on_reading is not None:
-            on_reading(reading)
-        return reading
 
     async def poll_all(
-        self, on_reading: Callable[[RigReading], None] | None = None
+        self,
+        on_reading: Callable[[RigReading], None] | None = None,
+        *,
+        budget: float | None = None,
     ) -> tuple[RigReading, ...]:
         """Read every target once; the readings come back in target order.
 
         ``on_reading`` is called with each reading as soon as it is in, so a caller can show
         the healthy rigs without waiting for the deadline of a hanging one.
+
+        ``budget``: return after this many seconds at most, with the readings that are in,
+        so that a caller polling every ``budget`` seconds reads every rig at that pace
+        whatever the slowest does.  A read still running then goes on in the background; its
+        reading comes with the next call, and that rig is not asked again meanwhile (one
+        read per rig at a time).  None: wait for every rig.
         """
         targets = self._targets
         started = self.clock()
         t0 = time.monotonic()
-        self._peak = 0
+        self._peak = self._in_flight
         self._retried = 0
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._sem_loop is not loop:
+            self._sem, self._sem_loop = asyncio.Semaphore(self.concurrency), loop
+            self._running = {}
+        wanted = {t.rig_id for t in targets}
+        # reads left running by the last call: finished ones hand over their readings now
+        carried: dict[str, RigReading] = {}
+        for rid, task in list(self._running.items()):
+            if task.done():
+                del self._running[rid]
+                if rid in wanted and not task.cancelled() and task.exception() is None:
+                    carried[rid] = task.result()
+                    if on_reading is not None:
+                        on_reading(carried[rid])
+            elif rid not in wanted:
+                task.cancel()  # a rig taken off the list
+                del self._running[rid]
         if not targets:
             self.last_cycle = CycleStats(started, 0.0, 0, 0, 0, 0, 0, 0)
             return ()
-        sem = asyncio.Semaphore(self.concurrency)
         # rigs that timed out last time go first: their deadlines overlap the bulk
         order = sorted(range(len(targets)), key=lambda i: targets[i].rig_id not in self._slow)
-        tasks = {i: asyncio.ensure_future(self._slot(sem, targets[i], on_reading))
-                 for i in order}
+        tasks: dict[str, asyncio.Task[RigReading]] = {}
+        delivered: set[str] = set()
+        active = True
+
+        def deliver(rid: str, task: asyncio.Task[RigReading]) -> None:
+            # each reading reaches ``on_reading`` once, from the call that returns it
+            if active and on_reading is not None and rid not in delivered \
+                    and not task.cancelled() and task.exception() is None:
+                delivered.add(rid)
+                on_reading(task.result())
+
+        for i in order:
+            t = targets[i]
+            if t.rig_id in self._running or t.rig_id in carried:
+                continue  # still being read (or its reading just came in)
+            task = asyncio.ensure_future(self._slot(t))
+            task.add_done_callback(lambda tk, rid=t.rig_id: deliver(rid, tk))
+            tasks[t.rig_id] = task
         try:
-            await asyncio.gather(*tasks.values())
+            if tasks:
+                await asyncio.wait(set(tasks.values()), timeout=budget)
+            still = [task for task in self._running.values() if not task.done()]
+            if still and budget is None:
+                await asyncio.wait(still)
         except BaseException:
             for task in tasks.values():
                 task.cancel()
             raise
-        readings = tuple(tasks[i].result() for i in range(len(targets)))
+        got: dict[str, RigReading] = dict(carried)
+        for rid, task in tasks.items():
+            if task.done():
+                got[rid] = task.result()  # _slot never raises
+                deliver(rid, task)
+            else:
+                self._running[rid] = task  # goes on; reported by a later call
+        active = False
+        for rid, task in list(self._running.items()):
+            if task.done() and rid not in got and not task.cancelled() \
+                    and task.exception() is None:
+                # an earlier call's read that ended during this one
+                got[rid] = task.result()
+                del self._running[rid]
+                if on_reading is not None:
+                    on_reading(got[rid])
+        readings = tuple(got[t.rig_id] for t in targets if t.rig_id in got)
         ok = sum(r.ok for r in readings)
         self.last_cycle = CycleStats(
             started=started,
@@ -399,6 +462,20 @@ class RigPoller:
             peak_in_flight=self._peak,
         )
         return readings
+
+    @property
+    def running(self) -> int:
+        """Reads still going on from earlier calls (see ``budget``)."""
+        return sum(1 for t in self._running.values() if not t.done())
+
+    async def aclose_reads(self) -> None:
+        """Cancel the reads still running (at shutdown)."""
+        tasks = list(self._running.values())
+        self._running = {}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def forget(self, rig_id: str) -> None:
         """Drop what was learnt about a rig (e.g. after its firmware was changed)."""
