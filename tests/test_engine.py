@@ -440,3 +440,38 @@ async def test_a_cycle_is_recorded_with_all_its_readings_even_when_they_land_mid
     finally:
         await eng.stop()
     assert cycles[0].site is not None and cycles[0].site.counts == {"ok": 40}
+
+
+async def test_rig_cycles_start_every_interval_however_long_a_cycle_takes() -> None:
+    """Start to start: a cycle that takes 0.3 s of a 0.5 s interval is followed by the next
+    one 0.2 s later (before, the interval was waited after the cycle: 0.8 s apart), and the
+    source's budget is the interval."""
+    import dataclasses
+
+    from tui.config import PollConfig
+
+    site, readings = a_site()
+    site = dataclasses.replace(site, poll=PollConfig(interval_s=0.5))
+    starts: list[float] = []
+    budgets: list[float | None] = []
+
+    class Slow(FakeRigs):
+        budget_s: float | None = None
+
+        async def fetch(self) -> RigsSnapshot:
+            starts.append(time.monotonic())
+            budgets.append(self.budget_s)
+            await asyncio.sleep(0.3)
+            return await super().fetch()
+
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW)]), Scripted("p", [price()])),
+                 rig_source=Slow(site, readings), clock=lambda: NOW)  # type: ignore[arg-type]
+    await eng.start()
+    try:
+        await until(lambda: len(starts) >= 4, timeout=5)
+    finally:
+        await eng.stop()
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(0.4 < g < 0.7 for g in gaps), gaps
+    assert budgets[0] == 0.5
