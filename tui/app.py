@@ -738,7 +738,8 @@ class MinertopApp(HangupGuard, App[int]):
     def action_zoom(self) -> None:
         """Toggle the focused pane (or the first) to fill the screen."""
         targets = self._focus_targets()
-        boxes = [t.parent if isinstance(t, RigTable) else t for t in targets]
+        boxes: list[Widget] = [t.parent if isinstance(t.parent, Widget) and isinstance(t, RigTable)
+                               else t for t in targets]
         top = self.main.query_one("#top")
         if self.zoomed is not None:
             self.zoomed = None
@@ -789,7 +790,7 @@ class MinertopApp(HangupGuard, App[int]):
         if rig_id is not None:
             self.open_rig(rig_id)
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         pane = self.rigs_pane
         if pane is not None and (pane.filter_text or pane.has_class("-filtering")):
             pane.clear_filter()

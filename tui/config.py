@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from tui.alerts import AlertRules
@@ -37,6 +37,7 @@ from tui.notify import (
     NTFY_PRIORITIES,
     SEVERITIES,
     NotifyConfig,
+    NotifyKind,
 )
 
 if sys.version_info >= (3, 11):
@@ -836,15 +837,15 @@ def _validate(
         cidr = _get(c, scp, s, "cidr", lambda p, v: _check_cidr(c, p, v), None)
         if kind is None or cidr is None or (port is None and "port" in s):
             continue
-        key = (cidr, port)
-        if key in scans_seen:
+        skey = (cidr, port)
+        if skey in scans_seen:
             c.err(
                 scp + ("cidr",),
                 f"duplicate scan range {cidr}"
-                f"{'' if port is None else f' port {port}'}{c.also(scans_seen[key])}",
+                f"{'' if port is None else f' port {port}'}{c.also(scans_seen[skey])}",
             )
             continue
-        scans_seen[key] = scp + ("cidr",)
+        scans_seen[skey] = scp + ("cidr",)
         scans.append(ScanRange(cidr, port, kind))
 
     alerts = _alerts(c, data, path)
@@ -1137,7 +1138,7 @@ def _notify(
             continue  # every invalid value was reported; nothing is built from it
         out.append(
             NotifyConfig(
-                kind=kind,
+                kind=cast(NotifyKind, kind),
                 name=name,
                 min_severity=min_sev,
                 kinds=kinds,
@@ -1374,8 +1375,8 @@ def _check_alert_kinds(c: _Checker, path: KeyPath, v: object) -> tuple[str, ...]
     if items is None:
         return None
     out: list[str] = []
-    for p, k in items:
-        k = c.string(p, k, max_len=32)
+    for p, raw in items:
+        k = c.string(p, raw, max_len=32)
         if k is None:
             return None
         if k not in out:

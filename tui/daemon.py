@@ -292,8 +292,8 @@ class Daemon:
         if self.store is not None:
             # What the writer had not written yet (a cycle in the queue) goes in now.
             while not self._store_q.empty():
-                t, view, events = self._store_q.get_nowait()
-                await asyncio.to_thread(self._record, t, view, events)
+                when, view, events = self._store_q.get_nowait()
+                await asyncio.to_thread(self._record, when, view, events)
             await asyncio.to_thread(self.store.close)
         log.info("stopped")
 

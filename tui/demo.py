@@ -63,7 +63,8 @@ async def start_demo_site(seed: int = 2026, clock: Callable[[], float] = time.ti
     rigs = []
     for t in sim.targets():
         bitaxe = t.kind == "bitaxe"
-        rigs.append(RigConfig(name=t.rig_id, host=t.host, port=int(t.port or 0), kind=t.kind,
+        rigs.append(RigConfig(name=t.rig_id, host=t.host, port=t.port,
+                              kind=t.kind,  # type: ignore[arg-type]
                               overhead_usd_day=0.0 if bitaxe else None))
     site = SiteConfig(name=DEMO_SITE_NAME, electricity_usd_kwh=DEMO_ELECTRICITY,
                       pool_fee_pct=DEMO_POOL_FEE, overhead_usd_day=DEMO_OVERHEAD,

@@ -580,7 +580,7 @@ class FleetApp(HangupGuard, App[int]):
         if self.screen is self.main and (site := self.sites_pane.cursor_site) is not None:
             await self.open_site(site)
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         screen = self.screen
         if isinstance(screen, SiteRigsScreen):
             pane = screen.pane

@@ -60,4 +60,4 @@ def locale_is_utf8(environ: Mapping[str, str]) -> bool:
         return _utf8(ctype)
     if lang:
         return _utf8(lang)
-    return bool(ctype) and _utf8(ctype)
+    return ctype is not None and bool(ctype) and _utf8(ctype)

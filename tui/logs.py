@@ -67,9 +67,9 @@ def setup_logging(face: Face, log_file: Path | None = None, *, verbose: bool = F
                   stream: object = None) -> logging.Logger:
     """Configure the ``minertop`` logger for one face (replacing earlier handlers)."""
     logger = logging.getLogger(LOGGER)
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     logger.propagate = False  # never Python's last-resort handler on a Textual screen
     logger.setLevel(logging.DEBUG if verbose or log_file else logging.INFO)
     out = stream if stream is not None else sys.stderr
@@ -91,7 +91,7 @@ def setup_logging(face: Face, log_file: Path | None = None, *, verbose: bool = F
     # exception was never retrieved") go to the same places.
     for name in ("asyncio", "aiohttp"):
         lib = logging.getLogger(name)
-        lib.handlers = [h for h in logger.handlers]
+        lib.handlers = list(logger.handlers)
         lib.propagate = False
         lib.setLevel(logging.WARNING)
     return logger

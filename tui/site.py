@@ -264,7 +264,7 @@ def site_json(view: SiteView) -> tuple[dict[str, object], list[dict[str, object]
         "production_cost_usd_per_btc": _r(t.production_cost_usd_per_btc, 0),
         "price_usd": t.price_usd,
     }
-    rigs = [
+    rigs: list[dict[str, object]] = [
         {
             "name": r.name,
             "host": r.host,

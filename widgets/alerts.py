@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.alerts import Alert, AlertEvent
-from tui.dashboard import fmt_duration
+from tui.fmt import fmt_duration
 from tui.safe import safe
 from widgets.base import SPAN_BINDINGS, SpanKeys
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from tui.dashboard import fmt_duration
+from tui.fmt import fmt_duration
 from tui.model import ChainSnapshot
 from widgets.base import Pane, bar
 
@@ -64,6 +64,7 @@ class BlocksPane(Pane):
             if b is None:
                 break
             stamp = time.strftime("%H:%M:%S", time.localtime(b.time))
+            vis: RenderableType
             if prev is None:
                 iv, vis = Text("—"), Text("")
             else:
@@ -75,7 +76,7 @@ class BlocksPane(Pane):
                     iv = Text(fmt_duration(d), style="bold" if d > 1800 else "")
                     vis = FillBar(min(d, 2400) / 2400, "red" if d > 1200 else "cyan")
             fees = "—" if b.fees_sat is None else f"{b.fees_sat / 1e8:.3f}"
-            cells = [f"{h:,}", stamp, iv, vis]
+            cells: list[RenderableType] = [f"{h:,}", stamp, iv, vis]
             if wide:
                 cells.append(f"{b.difficulty / 1e12:,.2f} T")
             cells.append(fees)

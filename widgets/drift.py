@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tui.dashboard import fmt_duration, fmt_pct
+from tui.fmt import fmt_duration, fmt_pct
 from tui.network import DriftView, pct_vs_target
 from widgets.base import Pane, block_chart, sparkline
 

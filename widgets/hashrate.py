@@ -6,7 +6,8 @@ import time
 
 from rich.text import Text
 
-from tui.dashboard import fmt_ehs, fmt_pct
+from tui.dashboard import fmt_ehs
+from tui.fmt import fmt_pct
 from tui.network import HashrateView
 from widgets.base import Pane, block_chart, resample, sparkline
 

@@ -7,7 +7,7 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.dashboard import fmt_duration
+from tui.fmt import fmt_duration
 from widgets.base import SourceStatus
 
 

@@ -6,7 +6,8 @@ import time
 
 from rich.text import Text
 
-from tui.dashboard import fmt_duration, fmt_local, fmt_pct
+from tui.dashboard import fmt_local
+from tui.fmt import fmt_duration, fmt_pct
 from tui.network import RetargetView
 from widgets.base import Pane, bar
 

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui.dashboard import fmt_duration
+from tui.fmt import fmt_duration
 from tui.history import RigHistory
 from tui.model import Hashboard
 from tui.safe import safe

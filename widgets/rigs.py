@@ -523,7 +523,7 @@ class RigsPane(SortFilter, Vertical):
             self._title_at = now
             self._title_partial = not complete
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize | None = None) -> None:
         cols = columns_for(self.size.width - 2)
         if cols != self.columns:
             self.columns = cols

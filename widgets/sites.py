@@ -26,8 +26,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from tui.dashboard import fmt_duration, fmt_local, fmt_pct
+from tui.dashboard import fmt_local
 from tui.fleet import EH, FleetNetwork, FleetRig, FleetSite
+from tui.fmt import fmt_duration, fmt_pct
 from tui.safe import safe
 from tui.site import RigRow
 from widgets.base import Pane, SortFilter, SourceStatus, fit_columns, fmt_age, set_border
@@ -655,8 +656,9 @@ class FleetRigsPane(RigsPane):
         super().__init__(id=id)
         self.columns = fleet_rig_columns(200)
 
-    def on_resize(self, event: events.Resize) -> None:
-        event.prevent_default()  # instead of RigsPane's (which would bring them back)
+    def on_resize(self, event: events.Resize | None = None) -> None:
+        if event is not None:
+            event.prevent_default()  # instead of RigsPane's (which would bring them back)
         cols = fleet_rig_columns(self.size.width - 2)
         if cols != self.columns:
             self.columns = cols

@@ -941,7 +941,7 @@ def _firmware_version(
         candidates.append(fv.strip("'") if fv else None)
     elif fw == "avalon":
         candidates += [version.get("VERSION"), version.get("LVERSION")]
-        candidates += [(mm.get("Ver") or [None])[0]]
+        candidates += [(mm.get("Ver") or [""])[0] or None]
     info = (sections.get("stats") or {}).get("INFO")
     candidates += [version.get("CompileTime"), stats.get("CompileTime")]
     if isinstance(info, dict):
@@ -1050,12 +1050,12 @@ def reading_from_sections(
         if r is not None:
             fans.append(r)
     if mm:  # Avalon
-        for t in mm.get("MTmax") or mm.get("TMax") or []:
-            tv = _temp(t)
+        for mt in mm.get("MTmax") or mm.get("TMax") or []:
+            tv = _temp(mt)
             if tv is not None:
                 temps.append(tv)
         for i in range(1, 9):
-            r = _rpm((mm.get(f"Fan{i}") or [None])[0])
+            r = _rpm((mm.get(f"Fan{i}") or [""])[0] or None)
             if r is not None:
                 fans.append(r)
     if not temps:

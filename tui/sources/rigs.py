@@ -29,6 +29,7 @@ No Textual here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -421,7 +422,7 @@ class RigPoller:
             if t.rig_id in self._running or t.rig_id in carried:
                 continue  # still being read (or its reading just came in)
             task = asyncio.ensure_future(self._slot(t))
-            task.add_done_callback(lambda tk, rid=t.rig_id: deliver(rid, tk))
+            task.add_done_callback(functools.partial(_deliver_to, deliver, t.rig_id))
             tasks[t.rig_id] = task
         try:
             if tasks:
@@ -513,6 +514,11 @@ def _no_api_error(errors: list[RigError], ports: list[int]) -> RigError:
         return RigError(reason, kind=kind)
     where = ", ".join(str(p) for p in ports[:-1]) + f" or {ports[-1]}"
     return RigError(f"{reason} on {where}", kind=kind)
+
+
+def _deliver_to(deliver: Callable[[str, asyncio.Task[RigReading]], None], rid: str,
+                task: asyncio.Task[RigReading]) -> None:
+    deliver(rid, task)
 
 
 def _timed_out(reading: RigReading) -> bool:
