@@ -146,15 +146,30 @@ async def test_demo_site_margins_and_rig_keys() -> None:
                    if r.margin is not None)
         statuses = {r.name: r.status for r in view.rows}
         assert statuses["a-02"] == "offline" and statuses["a-08"] == "offline"
-        assert sum(1 for s in statuses.values() if s == "ok") == 46
+        # a-03's API answers but it does not mine; a-27 hashes on two of its three boards
+        assert statuses["a-03"] == "stuck" and statuses["a-27"] == "ok"
+        assert sum(1 for s in statuses.values() if s == "ok") == 45
+        rows = {r.name: r for r in view.rows}
+        assert rows["a-03"].revenue == 0 and rows["a-03"].margin is not None \
+            and rows["a-03"].margin < 0  # no revenue, still its power cost
+        assert rows["a-27"].boards_text == "2/3 boards"
+        # the Whatsminer API v3 machines read like the others
+        v3 = [r for r in view.rows if r.protocol == "whatsminer-v3"]
+        assert {r.name for r in v3} == {"a-44", "a-45", "a-46"}
+        assert all(r.status == "ok" and r.power_w and not r.power_estimated for r in v3)
+        assert {r.model for r in v3} == {"M60S", "M66S"}
         assert any(r.power_estimated for r in view.rows)  # stock Antminers report no power
         bitaxe = [r for r in view.rows if r.model == "Bitaxe Gamma"]
         assert len(bitaxe) == 1 and bitaxe[0].power_estimated is False
         pane = app.query_one(RigsPane)
         assert "48 rigs" in str(pane.border_title) and "2 ✗" in str(pane.border_title)
-        # The down rigs are listed first.
+        assert "1 stuck" in str(pane.border_title)
+        # The down rigs are listed first, then the stuck one, then a board down.
         t = pane.table
         assert {str(t.get_row_at(0)[0]), str(t.get_row_at(1)[0])} == {"a-02", "a-08"}
+        assert str(t.get_row_at(2)[0]) == "a-03" and "stuck" in str(t.get_row_at(2)[-1])
+        assert str(t.get_row_at(3)[0]) == "a-27"
+        assert str(t.get_row_at(3)[-1]) == "▲ 2/3 boards"
 
         await pilot.press("4")
         assert app.focused is pane.table

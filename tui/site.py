@@ -225,7 +225,8 @@ def compute_site(
             cost=econ.cost_usd_day if econ else None,
             margin=econ.margin_usd_day if econ else None,
             margin_after=econ.margin_after_retarget_usd_day if econ else None,
-            breakeven_kwh=econ.breakeven_usd_kwh if econ else None,
+            # a stuck rig breaks even at no power price: not a number to act on
+            breakeven_kwh=econ.breakeven_usd_kwh if econ and not stuck else None,
             shutdown_price=econ.shutdown_price_usd if econ else None,
             temp_max=max(temps) if temps else None,
             age_s=inp.age_s,

@@ -64,6 +64,8 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
     status = Text(STATUS_MARK.get(row.status, row.status))
     if row.reason:
         status.append(f" · {safe(row.reason)}")
+    if row.boards_text:
+        status.append(f" · ▲ {row.boards_text} ({row.board_problem})", style="bold yellow")
     grid.add_row("status", status)
     where = Text(row.address)
     if row.protocol:

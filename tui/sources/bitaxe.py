@@ -2,7 +2,8 @@
 
 The reply is one JSON object: ``hashRate`` (GH/s), ``power`` (W), ``temp`` (ASIC, deg C),
 ``vrTemp``, ``fanrpm``, ``hostname``, ``ASICModel`` (the chip, e.g. "BM1370"),
-``uptimeSeconds``, ``stratumURL`` + ``stratumPort``, ``version``.  A Bitaxe has no
+``uptimeSeconds``, ``stratumURL`` + ``stratumPort``, ``version``, ``sharesAccepted`` (the
+accepted-shares counter), ``expectedHashrate`` (GH/s, newer firmware), ``macAddr``.  A Bitaxe has no
 cgminer API.  The chip names the product line, so the model is reported as e.g.
 "Bitaxe Gamma" (BM1370); an unknown chip gives "Bitaxe <ASICModel>".
 
@@ -99,6 +100,7 @@ def parse_info(info: Any, *, rig_id: str, host: str, port: int, time: float) -> 
     temps = tuple(t for t in (_num(info.get("temp")),) if t is not None and 0 < t < 200)
     rpm = _num(info.get("fanrpm"))
     uptime = _num(info.get("uptimeSeconds"))
+    shares = _num(info.get("sharesAccepted"))
     return RigReading(
         rig_id=rig_id,
         host=host,
@@ -115,7 +117,18 @@ def parse_info(info: Any, *, rig_id: str, host: str, port: int, time: float) -> 
         uptime_s=int(uptime) if uptime is not None and uptime >= 0 else None,
         firmware="bitaxe",
         hostname=_text(info.get("hostname")),
+        protocol="bitaxe",
+        accepted=int(shares) if shares is not None and shares >= 0 else None,
+        nominal_ths=_nominal(info),
+        firmware_version=_text(info.get("version")),
+        mac=_text(info.get("macAddr")),
     )
+
+
+def _nominal(info: dict[str, Any]) -> float | None:
+    """ESP-Miner's expected hashrate (GH/s) as TH/s, where it reports one."""
+    v = _num(info.get("expectedHashrate"))
+    return v / 1000.0 if v is not None and v > 0 else None
 
 
 def _transport_error(exc: Exception, timeout: float) -> RigError:
