@@ -266,7 +266,10 @@ class RigPoller:
 
         async def bitaxe() -> object | None:
             try:
-                return await _bitaxe.read_bitaxe(host, port, timeout=wait, client=self._client())
+                # a client of its own, closed even when cancelled: a connection left idle in
+                # the shared pool would block an API that serves one connection at a time
+                # (cgminer's) for as long as the pool keeps it
+                return await _bitaxe.read_bitaxe(host, port, timeout=wait)
             except RigError:
                 return None
 
