@@ -4,17 +4,21 @@
 
 The simulated site runs in a *separate process* (this file with ``--serve``), so the CPU
 figures measure the client alone.  Every rig has its own loopback address (127.0.20.1 ...
-for the poll, 127.1.0.0/22 for the scan) on port 4028: nothing leaves 127.0.0.0/8.
+for the poll, 127.1.0.0/22 for the scan) on port 4028 (Whatsminer API v3 machines on 4433):
+nothing leaves 127.0.0.0/8.
 
-The fleet mixes firmware flavours (Antminer 55 %, Whatsminer 25 %, Braiins 10 %, Avalon
-9 %, Bitaxe 1 %), about 5 % with firmware quirks, 2 % slow (0.3-1.5 s), 1 % offline,
-1 % hanging, and a few garbage / truncated / error-status rigs.
+The fleet mixes firmware flavours (Antminer 50 %, Whatsminer API v3 20 %, Whatsminer on the
+old API 10 %, Braiins 10 %, Avalon 9 %, Bitaxe 1 %), about 5 % with firmware quirks, 2 %
+slow (0.3-1.5 s), 1 % offline, 1 % hanging, and a few garbage / truncated / error-status
+rigs; every flavour reports its hashboards.
 
-Targets (issue 3, section 8): one full poll cycle under 5 s wall and under one core on
-average; a /22 scan with 1,000 rigs under 20 s.  pyasic (a benchmark-only dependency,
-``pip install pyasic``) polls the same cgminer-API rigs with ``multicommand("summary",
-"stats", "pools")`` under the same 3 s deadline and 256-way concurrency; the ratio is
-reported (pyasic has no Bitaxe RPC, so Bitaxes are left out of that comparison).
+Targets: one full poll cycle under 5 s wall and under one core on average; a /22 scan that
+looks for all three protocols (4028, 4433, AxeOS HTTP) with 1,000 mixed rigs well under
+20 s.  pyasic (a benchmark-only dependency, ``pip install pyasic``) polls the same rigs
+under the same 3 s deadline and 256-way concurrency: the cgminer-API ones with
+``multicommand`` of the same commands, the v3 ones with its ``BTMinerV3RPCAPI`` (summary,
+edevs, pools: one connection each, as pyasic does); the ratio is reported (pyasic has no
+Bitaxe RPC, so Bitaxes are left out of that comparison).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +46,7 @@ from tui.sources.rigs import RigPoller, RigTarget  # noqa: E402
 POLL_BASE = "127.0.20.0"
 SCAN_RANGE = "127.1.0.0/22"
 PORT = 4028
+V3_PORT = 4433
 TIMEOUT = 3.0
 CONCURRENCY = 256
 
@@ -55,13 +59,15 @@ _MODELS = {
         ("S21 XP", 270, 3645),
     ],
     "whatsminer": [("M30S++", 112, 3472), ("M60S", 186, 3441)],
+    "whatsminer-v3": [("M60S", 186, 3441), ("M66S", 298, 5513)],
     "braiins": [("S9", 13.5, 1323), ("S19j Pro", 104, 3068)],
     "avalon": [("Avalon A1366", 130, 3250)],
     "bitaxe": [("Bitaxe Gamma", 1.1, 18)],
 }
 _FLAVOURS = (
-    ("antminer", 0.55),
-    ("whatsminer", 0.25),
+    ("antminer", 0.50),
+    ("whatsminer-v3", 0.20),
+    ("whatsminer", 0.10),
     ("braiins", 0.10),
     ("avalon", 0.09),
     ("bitaxe", 0.01),
@@ -71,6 +77,7 @@ _QUIRKS = {
     "whatsminer": ["trailing_comma", "raw_newline", "missing_comma", "multi_unsupported"],
     "braiins": ["no_nul", "trailing_comma"],
     "avalon": ["inf_nan", "glued"],
+    "whatsminer-v3": [],
     "bitaxe": [],
 }
 
@@ -124,12 +131,7 @@ def scan_specs(count: int, seed: int) -> list[SimRigSpec]:
     hosts = sorted(
         rng.sample(hosts_of(SCAN_RANGE), count), key=lambda h: tuple(map(int, h.split(".")))
     )
-    specs = fleet_specs(count, seed + 1, hosts)
-    # a scan probes the cgminer API: make every rig a cgminer-API rig
-    return [
-        replace(s, flavour="antminer", model="S19j Pro") if s.flavour == "bitaxe" else s
-        for s in specs
-    ]
+    return fleet_specs(count, seed + 1, hosts)
 
 
 # ----------------------------------------------------------------------------- server side
@@ -138,7 +140,8 @@ def scan_specs(count: int, seed: int) -> list[SimRigSpec]:
 async def _serve(kind: str, count: int, seed: int) -> None:
     specs = fleet_specs(count, seed) if kind == "poll" else scan_specs(count, seed)
     t0 = time.monotonic()
-    site = await start_rig_site(specs, host_base=POLL_BASE, port=PORT, seed=seed)
+    site = await start_rig_site(specs, host_base=POLL_BASE, port=PORT, v3_port=V3_PORT,
+                                seed=seed)
     targets = [[t.rig_id, t.host, t.port, t.kind] for t in site.targets()]
     print(
         json.dumps({"ready": True, "start_s": time.monotonic() - t0, "targets": targets}),
@@ -221,6 +224,33 @@ _PYASIC = {
 }
 
 
+async def _pyasic_v3_cycle(targets: list[RigTarget]) -> int:
+    """One cycle of pyasic's Whatsminer API v3 client on the v3 rigs: summary, edevs and
+    pools (pyasic opens a connection per command), 256 rigs at once, same deadline."""
+    from pyasic.rpc.btminer import BTMinerV3RPCAPI
+
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(t: RigTarget) -> bool:
+        async with sem:
+            api = BTMinerV3RPCAPI(t.host, port=t.port or 4433)
+
+            async def read() -> dict:
+                out = {}
+                for param in ("summary", "edevs", "pools"):
+                    out[param] = await api.send_command("get.miner.status", param)
+                return out
+
+            try:
+                data = await asyncio.wait_for(read(), TIMEOUT)
+            except Exception:
+                return False
+            summary = data.get("summary")
+            return isinstance(summary, dict) and summary.get("code") == 0
+
+    return sum(await asyncio.gather(*(one(t) for t in targets)))
+
+
 async def _pyasic_cycle(targets: list[RigTarget], flavours: dict[str, str]) -> int:
     """One cycle with pyasic's RPC clients: per firmware the class pyasic would pick and
     the same commands as minertop, 256 at once, each within the same deadline."""
@@ -290,6 +320,26 @@ async def bench_poll(count: int, seed: int, with_pyasic: bool) -> dict:
             logging.getLogger("pyasic").setLevel(logging.CRITICAL)
             logging.getLogger().setLevel(logging.CRITICAL)
             cg = [t for t in site.targets if t.kind == "cgminer"]
+            v3 = [t for t in site.targets if t.kind == "whatsminer-v3"]
+            print(f"  -- the same {len(v3)} Whatsminer API v3 rigs, ours vs pyasic --")
+            ours_v3 = RigPoller(v3, timeout=TIMEOUT, concurrency=CONCURRENCY)
+            _, w3c, c3c, s3c = await _measure(ours_v3.poll_all, site)
+            st = ours_v3.last_cycle
+            assert st is not None
+            _line("minertop v3 cold", w3c, c3c, s3c, f"ok {st.ok}")
+            _, w3w, c3w, s3w = await _measure(ours_v3.poll_all, site)
+            st = ours_v3.last_cycle
+            assert st is not None
+            _line("minertop v3 warm", w3w, c3w, s3w, f"ok {st.ok}")
+            await ours_v3.aclose()
+            ok3, w3p, c3p, s3p = await _measure(lambda: _pyasic_v3_cycle(v3), site)
+            _line("pyasic BTMinerV3RPCAPI", w3p, c3p, s3p, f"ok {ok3}")
+            print(
+                f"  ratio pyasic / minertop (v3): wall {w3p / w3w:.2f}x (warm); "
+                f"client CPU {c3p / c3w:.2f}x (warm)"
+            )
+            out["pyasic_v3"] = {"wall": w3p, "cpu": c3p, "ok": ok3, "ours_wall": w3w,
+                                "ours_cpu": c3w}
             print(f"  -- same {len(cg)} cgminer-API rigs (Bitaxes left out), ours vs pyasic --")
             ours = RigPoller(cg, timeout=TIMEOUT, concurrency=CONCURRENCY)
             _, w_cold, c_cold, s_cold = await _measure(ours.poll_all, site)
@@ -330,15 +380,23 @@ async def bench_scan(count: int, seed: int) -> dict:
             and not (s.behaviour == "slow" and s.slow_delay >= 0.95)
             for s in specs
         )
-        found, wall, cpu, server = await _measure(lambda: scan(SCAN_RANGE, PORT), site)
+        # every protocol on its own port; the simulated Bitaxes serve HTTP on PORT (80 needs
+        # root), so that is where the scan looks for AxeOS
+        ports = {"cgminer": PORT, "whatsminer-v3": V3_PORT, "bitaxe": PORT}
+        found, wall, cpu, server = await _measure(
+            lambda: scan(SCAN_RANGE, kind="auto", ports=ports), site)
         assert isinstance(found, list)
         models = sum(f.model is not None for f in found)
+        kinds: dict[str, int] = {}
+        for f in found:
+            kinds[f.kind] = kinds.get(f.kind, 0) + 1
         _line(
-            "scan",
+            "scan (auto: 3 protocols)",
             wall,
             cpu,
             server,
-            f"found {len(found)} of {answering} answering rigs, {models} with a model",
+            f"found {len(found)} of {answering} answering rigs, {models} with a model, "
+            f"{kinds}",
         )
         return {"wall": wall, "found": len(found)}
     finally:
