@@ -38,6 +38,8 @@ from textual.widgets import Footer, Static
 
 from tui.alerts import AlertEngine, AlertEvent, AlertRules
 from tui.commands import COMMANDS, bindings_for, parse_keymap
+from tui.curtail import CurtailPlan
+from tui.curtail import plan as curtail_plan
 from tui.dashboard import Dashboard
 from tui.engine import Engine, EngineView, Poller
 from tui.history import RigHistory
@@ -50,6 +52,7 @@ from widgets.alerts import AlertsScreen, alerts_table
 from widgets.ascii import AsciiFilter
 from widgets.base import Pane, SourceStatus
 from widgets.blocks import BlocksPane
+from widgets.curtail import CurtailScreen, curtail_table
 from widgets.drift import DriftPane
 from widgets.hashrate import HashratePane
 from widgets.header import HeaderBar
@@ -549,6 +552,9 @@ class MinertopApp(HangupGuard, App[int]):
             self._show_site(view, prev)
             self._update_alert_count(view)
             self._update_statuses()
+            if isinstance(self.screen, CurtailScreen) and view.site is not None \
+                    and (prev is None or prev.site is not view.site):
+                self.screen.update_table(curtail_table(self._curtail_plan(), self.clock()))
         if view.cycle and self.freeze_gc_after_start and not self._gc_frozen:
             self._gc_frozen = True
             gc.collect()
@@ -638,6 +644,27 @@ class MinertopApp(HangupGuard, App[int]):
                                 str(log_file) if log_file else None, title)
         return alerts_table(active, self.alert_history, self.clock(),
                             str(log_file) if log_file else None)
+
+    def _curtail_plan(self) -> CurtailPlan:
+        """The curtailment advice from the latest view: the site's price in force now and
+        the next period's (from the engine's power price, else the config's flat price)."""
+        view = self._held or self.view
+        rows = view.site.rows if view is not None and view.site is not None else ()
+        pw = view.site.power if view is not None and view.site is not None else None
+        if pw is not None:
+            return curtail_plan(rows, usd_kwh_now=pw.usd_kwh, usd_kwh_next=pw.next_usd_kwh,
+                                next_change_unix=pw.next_change_unix)
+        flat = self.spec.site.electricity_usd_kwh if self.spec.site is not None else None
+        return curtail_plan(rows, usd_kwh_now=flat, usd_kwh_next=None, next_change_unix=None)
+
+    def action_curtail(self) -> None:
+        if isinstance(self.screen, CurtailScreen):
+            self.pop_screen()
+        elif not self.has_site:
+            self.notify("curtailment needs a site: list your rigs in the config "
+                        "(minertop init-config)", timeout=6)
+        else:
+            self.push_screen(CurtailScreen(curtail_table(self._curtail_plan(), self.clock())))
 
     def action_alerts(self) -> None:
         if isinstance(self.screen, AlertsScreen):

@@ -55,6 +55,8 @@ COMMANDS: tuple[Command, ...] = (
             footer=False, display="esc"),
     Command("zoom", "z", "zoom", "Zoom the focused pane to the full screen, and back"),
     Command("alerts", "a", "alerts", "Show the alerts: active ones and what fired when"),
+    Command("curtail", "c", "curtail", "Curtailment: which rigs lose money at the power price "
+            "now and at the next tariff period (advice only)", footer=False),
     Command("faster", "plus,equals_sign", "faster", "Poll more often (halve the intervals)",
             footer=False, display="+"),
     Command("slower", "minus", "slower", "Poll less often (double the intervals)",

@@ -7,6 +7,7 @@ totals.  ``--once --json`` and the app both use :func:`compute_site`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -85,6 +86,9 @@ class RigRow:
     protocol: str | None = None  #: "cgminer", "whatsminer-v3" or "bitaxe" (None: not known)
     boards: tuple[Hashboard, ...] = ()  #: per-board figures, where the firmware reports them
     boards_down: int = 0  #: boards with no hashrate or chips missing
+    #: the power price this rig's numbers use ($/kWh): its own, or the site's in force now
+    electricity_usd_kwh: float | None = None
+    own_price: bool = False  #: the rig has its own ``electricity_usd_kwh`` (ignores tariffs)
 
     @property
     def address(self) -> str:
@@ -110,6 +114,16 @@ class RigRow:
 
 
 @dataclass(frozen=True)
+class PowerNow:
+    """The site's power price in force now, and when and to what it changes next."""
+
+    usd_kwh: float
+    source: str  #: "feed" (a live price), "tariff" (a time-of-use period) or "flat"
+    next_change_unix: float | None = None  #: None: no change known ahead
+    next_usd_kwh: float | None = None
+
+
+@dataclass(frozen=True)
 class SiteView:
     name: str
     rows: tuple[RigRow, ...]
@@ -118,6 +132,7 @@ class SiteView:
     counts: dict[str, int]  #: rigs per status
     live_ths: float = 0.0  #: hashrate of the rigs hashing now (known before any price)
     live_power_w: float = 0.0  #: their power, reported or estimated
+    power: PowerNow | None = None  #: the power price the numbers use (None: the flat one)
 
     def title(self, width: int = 120) -> str:
         t = self.totals
@@ -134,6 +149,13 @@ class SiteView:
         parts.append(f"margin {_usd(t.margin_usd_day)}/day")
         if t.margin_after_retarget_usd_day is not None:
             parts.append(f"after RT {_usd(t.margin_after_retarget_usd_day)}")
+        if self.power is not None and self.power.source != "flat":
+            p = self.power
+            price = f"power ${p.usd_kwh:.3f}/kWh"
+            if p.next_change_unix is not None and p.next_usd_kwh is not None:
+                when = time.strftime("%H:%M", time.localtime(p.next_change_unix))
+                price += f" → ${p.next_usd_kwh:.3f} at {when}"
+            parts.append(price)
         if t.production_cost_usd_per_btc is not None:
             cost = f"cost/BTC ${t.production_cost_usd_per_btc:,.0f}"
             if self.price_usd:
@@ -141,8 +163,9 @@ class SiteView:
             parts.append(cost)
         # Drop the least important parts until the title fits its border: the production
         # cost against the price is the squeeze in one number, so it goes last.
-        optional = [p for p in parts if p.startswith(("cost/BTC", "after RT"))]
-        optional.sort(key=lambda p: p.startswith("after RT"))
+        optional = [p for p in parts if p.startswith(("cost/BTC", "after RT", "power "))]
+        # dropped first: after RT, then the price's next change, then cost/BTC
+        optional.sort(key=lambda p: (p.startswith("power "), p.startswith("after RT")))
         while len(" · ".join(parts)) > width - 6 and optional:
             parts.remove(optional.pop())
         return " · ".join(parts)
@@ -162,8 +185,14 @@ def compute_site(
     hashprice: Hashprice | None,
     price_usd: float | None,
     retarget_change_pct: float | None,
+    power: PowerNow | None = None,
 ) -> SiteView:
+    """The rows and totals.  ``power``: the site's power price in force now (a time-of-use
+    period or a live feed); None: the flat ``electricity_usd_kwh``.  A rig with its own
+    ``electricity_usd_kwh`` keeps it."""
     rows: list[RigRow] = []
+    site_power = power  # (``power`` is each rig's watts below)
+    site_price = site.electricity_usd_kwh if power is None else power.usd_kwh
     econ_items = []
     counts: dict[str, int] = {}
     live_ths = live_w = 0.0
@@ -186,6 +215,8 @@ def compute_site(
         live = rd is not None and status in ("ok", "stuck", "stale") and ths is not None
         power, estimated = (None, False)
         econ = None
+        own_price = cfg is not None and cfg.electricity_usd_kwh is not None
+        usd_kwh = site.electricity_for(cfg) if own_price else site_price
         if live and rd is not None and ths is not None:
             basis = ths
             if stuck:
@@ -199,7 +230,7 @@ def compute_site(
                     power_w=power,
                     hashprice=hashprice,
                     price_usd=price_usd,
-                    electricity_usd_kwh=site.electricity_for(cfg),
+                    electricity_usd_kwh=usd_kwh,
                     pool_fee_pct=site.pool_fee_pct,
                     overhead_usd_day=site.overhead_for(cfg),
                     retarget_change_pct=retarget_change_pct,
@@ -238,9 +269,12 @@ def compute_site(
             protocol=rd.protocol if rd else None,
             boards=boards,
             boards_down=sum(1 for b in boards if b.down),
+            electricity_usd_kwh=usd_kwh,
+            own_price=own_price,
         ))
     totals = site_totals(econ_items, price_usd)
-    return SiteView(site.name, tuple(rows), totals, price_usd, counts, live_ths, live_w)
+    return SiteView(site.name, tuple(rows), totals, price_usd, counts, live_ths, live_w,
+                    site_power)
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -264,6 +298,10 @@ def site_json(view: SiteView) -> tuple[dict[str, object], list[dict[str, object]
         "margin_after_retarget_usd_day": _r(t.margin_after_retarget_usd_day),
         "production_cost_usd_per_btc": _r(t.production_cost_usd_per_btc, 0),
         "price_usd": t.price_usd,
+        "electricity_usd_kwh_now": view.power.usd_kwh if view.power else None,
+        "electricity_source": view.power.source if view.power else None,
+        "electricity_next_change_unix": view.power.next_change_unix if view.power else None,
+        "electricity_next_usd_kwh": view.power.next_usd_kwh if view.power else None,
     }
     rigs: list[dict[str, object]] = [
         {
