@@ -187,6 +187,15 @@ async def _alerts(app: MinertopApp, pilot: object) -> None:
     assert not isinstance(app.screen, AlertsScreen)
 
 
+async def _curtail(app: MinertopApp, pilot: object) -> None:
+    from widgets.curtail import CurtailScreen
+
+    await pilot.press("c")  # type: ignore[attr-defined]
+    assert isinstance(app.screen, CurtailScreen)
+    await pilot.press("escape")  # type: ignore[attr-defined]
+    assert not isinstance(app.screen, CurtailScreen)
+
+
 async def _faster(app: MinertopApp, pilot: object) -> None:
     await pilot.press("plus")  # type: ignore[attr-defined]
     assert fake(app).scales == [0.5]
@@ -204,7 +213,7 @@ CHECKS: dict[str, Check] = {
     "pane3": _pane(3, RetargetPane), "pane4": _pane(4, RigsPane),
     "filter": _filter, "sort_next": _sort_next, "sort_prev": _sort_prev,
     "sort_invert": _sort_invert, "details": _details, "back": _back, "zoom": _zoom,
-    "alerts": _alerts, "faster": _faster, "slower": _slower,
+    "alerts": _alerts, "curtail": _curtail, "faster": _faster, "slower": _slower,
 }
 
 

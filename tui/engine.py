@@ -383,7 +383,8 @@ class Engine:
             self.pollers["rigs"].source.on_partial = None
 
     def _poller(self, name: str, source: Any, interval: float) -> Poller:
-        return Poller(name, source, interval, Backoff(interval, **self.backoff_overrides))
+        return Poller(name, source, interval,
+                      Backoff(interval, **self.backoff_overrides))  # type: ignore[arg-type]
 
     def _start_rigs(self) -> None:
         site = self.site
@@ -394,7 +395,7 @@ class Engine:
         if site is None:
             return
         if self.poll_overrides:
-            site = replace(site, poll=replace(site.poll, **self.poll_overrides))
+            site = replace(site, poll=replace(site.poll, **self.poll_overrides))  # type: ignore[arg-type]
             self.site = site
         self.has_site = True
         self._catalog = site.catalog()
@@ -741,16 +742,20 @@ def view_document(view: EngineView) -> dict[str, Any] | None:
     doc: dict[str, Any] = {"schema_version": 1, "minertop_version": __version__}
     if view.dashboard is not None:
         doc.update(to_json(view.dashboard))
-    else:  # the same members as to_json's, null where they come from the chain
+    else:  # to_json's members (a test keeps the lists equal), null: they need the chain
         price = view.price
         doc.update({"source": view.source_label, "time_unix": int(view.time)})
         doc.update(dict.fromkeys(("tip_height", "tip_time_unix", "difficulty")))
         doc.update({"price_usd": price.usd if price else None,
                     "price_source": price.source if price else None})
         doc.update(dict.fromkeys((
-            "hashprice_btc_per_ph_day", "hashprice_usd_per_ph_day", "avg_fees_btc_per_block",
-            "hashrate_ehs", "hashrate_peak_ehs", "hashrate_vs_peak_pct", "hash_ribbon",
-            "drift", "retarget")))
+            "hashprice_btc_per_ph_day", "hashprice_usd_per_ph_day",
+            "hashprice_after_retarget_usd_per_ph_day")))
+        doc["hashprice_history"] = []
+        doc.update(dict.fromkeys((
+            "network_revenue_usd_day", "network_revenue_usd_day_30d_ago",
+            "avg_fees_btc_per_block", "hashrate_ehs", "hashrate_peak_ehs",
+            "hashrate_vs_peak_pct", "hash_ribbon", "drift", "retarget")))
     price_state = view.sources.get("price")
     if price_state is not None and price_state.error:
         doc["price_error"] = price_state.error
@@ -758,6 +763,15 @@ def view_document(view: EngineView) -> dict[str, Any] | None:
         from tui.site import site_json
 
         doc["site"], doc["rigs"] = site_json(view.site)
+        if view.dashboard is None:  # the totals sum the rigs' economics: none without chain
+            live = [r for r in view.site.rows if r.hashrate_ths is not None]
+            doc["site"].update(
+                hashrate_ths=round(view.site.live_ths, 1),
+                power_w=round(view.site.live_power_w, 0),
+                rigs_without_power=sum(1 for r in live if r.power_w is None),
+                **dict.fromkeys(("btc_per_day", "revenue_usd_day", "cost_usd_day",
+                                 "margin_usd_day", "margin_after_retarget_usd_day",
+                                 "production_cost_usd_per_btc")))
     errors = [{"source": name, "error": st.error} for name, st in view.sources.items()
               if st.error]
     seen = {(e["source"], e["error"]) for e in errors}

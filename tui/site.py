@@ -191,7 +191,7 @@ def compute_site(
     period or a live feed); None: the flat ``electricity_usd_kwh``.  A rig with its own
     ``electricity_usd_kwh`` keeps it."""
     rows: list[RigRow] = []
-    site_power = power  # (``power`` is each rig's watts below)
+    site_power = power  # (each rig's watts are rig_w below)
     site_price = site.electricity_usd_kwh if power is None else power.usd_kwh
     econ_items = []
     counts: dict[str, int] = {}
@@ -213,7 +213,7 @@ def compute_site(
             ths = 0.0
         # A rig that is offline or erroring earns nothing now: no live numbers for it.
         live = rd is not None and status in ("ok", "stuck", "stale") and ths is not None
-        power, estimated = (None, False)
+        rig_w, estimated = (None, False)
         econ = None
         own_price = cfg is not None and cfg.electricity_usd_kwh is not None
         usd_kwh = site.electricity_for(cfg) if own_price else site_price
@@ -223,11 +223,11 @@ def compute_site(
                 basis = next((v for v in (rd.hashrate_avg_ths, rd.nominal_ths,
                                           spec.hashrate_ths if spec else None)
                               if v is not None and v > 0), 0.0)
-            power, estimated = resolve_power(rd.power_w, basis, cfg, spec)
+            rig_w, estimated = resolve_power(rd.power_w, basis, cfg, spec)
             if hashprice is not None:
                 econ = rig_economics(
                     hashrate_ths=ths,
-                    power_w=power,
+                    power_w=rig_w,
                     hashprice=hashprice,
                     price_usd=price_usd,
                     electricity_usd_kwh=usd_kwh,
@@ -235,9 +235,9 @@ def compute_site(
                     overhead_usd_day=site.overhead_for(cfg),
                     retarget_change_pct=retarget_change_pct,
                 )
-                econ_items.append((ths, power, econ))
+                econ_items.append((ths, rig_w, econ))
             live_ths += ths
-            live_w += power or 0.0
+            live_w += rig_w or 0.0
         counts[status] = counts.get(status, 0) + 1
         temps = rd.temps_c if rd else ()
         boards = rd.boards if rd is not None and live else ()
@@ -249,7 +249,7 @@ def compute_site(
             status=status,
             reason=reason,
             hashrate_ths=ths if live else None,
-            power_w=power,
+            power_w=rig_w,
             power_estimated=estimated,
             j_per_th=econ.j_per_th if econ else None,
             revenue=econ.revenue_usd_day if econ else None,

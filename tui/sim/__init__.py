@@ -122,7 +122,7 @@ async def start_sim(
         # ~0.2 s of CPU: off the event loop, so an app's UI stays responsive meanwhile
         chain = await asyncio.to_thread(SimChain, scenario, seed=seed, clock=clock)
     temp = datadir is None
-    path = Path(tempfile.mkdtemp(prefix="minertop-sim-")) if temp else Path(datadir)
+    path = Path(datadir) if datadir is not None else Path(tempfile.mkdtemp(prefix="minertop-sim-"))
     rpc_api = RpcApi(
         chain,
         cookie_path=path / ".cookie",

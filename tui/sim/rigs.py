@@ -715,10 +715,10 @@ class SimRig:
                      for n, i in enumerate(slots)]}
             ]
         if cmd == "temps":
-            chips = self._board_temps()
-            return self._status(201, f"{len(chips)} Temp(s)", desc), "TEMPS", [
+            hot = self._board_temps()
+            return self._status(201, f"{len(hot)} Temp(s)", desc), "TEMPS", [
                 {"Board": round(c - 18, 3) if c else 0.0, "Chip": c, "ID": i, "TEMP": n}
-                for n, (i, c) in enumerate(zip(slots, chips, strict=True))
+                for n, (i, c) in enumerate(zip(slots, hot, strict=True))
             ]
         if cmd == "fans":
             rpms = self._fan_rpms(2, 4800) + [0, 0]
@@ -743,7 +743,7 @@ class SimRig:
         if cmd == "summary":
             live, avg = self.live_ths() * 1e6, self.avg_ths() * 1e6
             acc = self.accepted()
-            item = {"Elapsed": self.elapsed(), "MHS av": round(avg, 2),
+            item: dict[str, object] = {"Elapsed": self.elapsed(), "MHS av": round(avg, 2),
                     "MHS 30s": round(live, 2),
                     "MHS 1m": round(self.window_ths(60, live / 1e6 * 1.002) * 1e6, 2),
                     "MHS 5m": round(self.window_ths(300, avg / 1e6) * 1e6, 2),
