@@ -34,7 +34,7 @@ from tui.sources.base import (
     host_label,
     parse_retry_after,
 )
-from tui.sources.bitcoind import STATS_CHUNK, BitcoindSource
+from tui.sources.bitcoind import ADJUSTMENT_EPOCHS, STATS_CHUNK, BitcoindSource
 from tui.sources.mempool import MempoolSource
 from tui.sources.poll import Backoff
 from tui.sources.price import FixedPrice, MempoolPrice
@@ -199,11 +199,15 @@ async def test_mempool_first_fetch_fills_required_heights(mp: FakeMempool, clock
     assert len(snap.history) == 90
     assert [p.time for p in snap.history] == [p["timestamp"] for p in hashrates[-90:]]
     assert snap.history[-1].hashrate == hashrates[-1]["avgHashrate"]
-    # 1 tip + 1 newest page + 13 height pages + 1 hashrate history
+    # 1 tip + 1 newest page + 13 height pages + 1 hashrate history, and the optional squeeze
+    # endpoints this fake does not serve (404): fee history, adjustments, block at a time
     routes = counts_by_route(mp.paths)
     assert routes == {"/api/blocks/tip/height": 1, "/api/v1/blocks": 1,
-                      "/api/v1/blocks/:height": 13, "/api/v1/mining/hashrate/3m": 1}
-    assert len(mp.paths) == 16
+                      "/api/v1/blocks/:height": 13, "/api/v1/mining/hashrate/3m": 1,
+                      "/api/v1/mining/blocks/fees/3m": 1,
+                      "/api/v1/mining/difficulty-adjustments": 1,
+                      "/api/v1/mining/blocks/timestamp/:height": 1}
+    assert len(mp.paths) == 19
     # only required heights are kept
     assert src.cached_heights == required_heights(TIP)
     await src.aclose()
@@ -777,10 +781,12 @@ class FakeNode:
             return err(-5, "Block not found") if h is None else ok(self.header(h))
         if method == "getblockstats":
             h = params[0]
-            assert params[1] == ["totalfee"]
+            # the fee window asks for the fees, the 30-days-ago window for time and subsidy too
+            assert params[1] in (["totalfee"], ["totalfee", "subsidy", "time"])
             if self.pruned_below is not None and h < self.pruned_below:
                 return err(-1, "Block not available (pruned data)")
-            return ok({"totalfee": c.fees(h)})
+            stats = {"totalfee": c.fees(h), "subsidy": 312_500_000, "time": c.time(h)}
+            return ok({k: stats[k] for k in params[1]})
         if method == "getnetworkhashps":
             n, h = params
             assert n == 144
@@ -847,12 +853,16 @@ async def test_bitcoind_first_fetch(node: FakeNode, cookie: Path, clock) -> None
     assert len(snap.history) == 90
     assert [p.time for p in snap.history] == [node.chain.time(h) for h in hist]
     assert snap.history[-1].hashrate == 1.0e21
-    # getblockchaininfo + hash batch + header batch + hashps batch + 6 getblockstats chunks
-    assert node.http == 4 + FEE_WINDOW // STATS_CHUNK == 10
+    # getblockchaininfo + hash batch + header batch + hashps batch + 6 getblockstats chunks,
+    # then the retarget headers (hash + header batch) and the 30-days-ago window's
+    # getblockstats (a grid of 17, the search and the 145 blocks: 8 chunks)
+    assert node.http == 4 + FEE_WINDOW // STATS_CHUNK + 2 + 8 == 20
     n_req = len(required_heights(TIP))
     extra = len(set(hist) - set(required_heights(TIP)))
-    assert node.calls["getblockhash"] == node.calls["getblockheader"] == n_req + extra
-    assert node.calls["getblockstats"] == FEE_WINDOW
+    retargets = 2 * (ADJUSTMENT_EPOCHS - 1)
+    assert node.calls["getblockhash"] == node.calls["getblockheader"] == (
+        n_req + extra + retargets)
+    assert FEE_WINDOW + 145 <= node.calls["getblockstats"] <= FEE_WINDOW + 145 + 17 + 24
     assert src.cached_heights == required_heights(TIP)
     await src.aclose()
 
@@ -1188,7 +1198,9 @@ async def test_price_from_mempool(mp: FakeMempool, clock) -> None:
     p = await src.fetch()
     assert (p.usd, p.time, p.source, p.fetched_at) == (
         71020.0, 1768989901, "mempool mempool.space", clock.now)
-    assert mp.paths == ["/api/v1/prices"]
+    # and the daily history (not served by this fake: 404, no history)
+    assert mp.paths == ["/api/v1/prices", "/api/v1/historical-price"]
+    assert p.history == ()
 
 
 @pytest.mark.parametrize(

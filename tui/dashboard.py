@@ -13,7 +13,7 @@ from typing import Any
 from tui import chain
 from tui.economics import Hashprice, hashprice
 from tui.fmt import fmt_duration, fmt_pct
-from tui.model import ChainSnapshot, PriceSnapshot
+from tui.model import ChainSnapshot, DifficultyAdjustment, PriceSnapshot
 from tui.network import (
     DriftView,
     HashrateView,
@@ -24,8 +24,19 @@ from tui.network import (
     pct_vs_target,
     retarget_view,
 )
+from tui.squeeze import (
+    HashpricePoint,
+    LargestSince,
+    NetworkRevenue,
+    hashprice_after_retarget,
+    hashprice_history,
+    largest_since,
+    network_revenue,
+)
 
 EH = 1e18
+#: Past adjustments listed in ``retarget.history`` (about a year).
+RETARGET_HISTORY_SHOWN = 26
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,17 @@ class Dashboard:
     drift: DriftView
     retarget: RetargetView | None
     hashprice: Hashprice
+    #: network revenue per day now and 30 days ago (:func:`tui.squeeze.network_revenue`)
+    revenue: NetworkRevenue | None = None
+    #: past adjustments, newest first (all the source gave; JSON lists the last 26)
+    retarget_history: tuple[DifficultyAdjustment, ...] = ()
+    #: the projected change against that history ("largest cut since ..."), or None
+    largest_since: LargestSince | None = None
+    #: hashprice once the projected retarget applies: BTC and USD per PH/day (None: unknown)
+    hashprice_after_retarget_btc: float | None = None
+    hashprice_after_retarget_usd: float | None = None
+    #: daily hashprice over 90 days, oldest first, the last point is now
+    hashprice_history: tuple[HashpricePoint, ...] = ()
 
 
 def next_block_difficulty(snap: ChainSnapshot) -> float:
@@ -59,14 +81,34 @@ def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float) -> Das
         average_fees_sat(snap),
         price.usd if price else None,
     )
+    rt = retarget_view(snap, now)
+    change = rt.projection.difficulty_change if rt is not None else None
+    nxt = snap.tip_height + 1
+    # At a period's last block the next block's difficulty (used by ``hp``) is the new one.
+    locked = nxt % chain.RETARGET_INTERVAL == 0 and snap.block(
+        nxt - chain.RETARGET_INTERVAL) is not None
+    after = hashprice_after_retarget(hp, change, locked) if rt is not None else None
+    history = tuple(sorted(snap.adjustments, key=lambda a: a.height, reverse=True))
     return Dashboard(
         now=now,
         chain=snap,
         price=price,
         hashrate=hashrate_view(snap),
         drift=drift_view(snap, now),
-        retarget=retarget_view(snap, now),
+        retarget=rt,
         hashprice=hp,
+        revenue=network_revenue(snap, price),
+        retarget_history=history,
+        largest_since=largest_since(change, history, now),
+        hashprice_after_retarget_btc=after[0] if after else None,
+        hashprice_after_retarget_usd=after[1] if after else None,
+        hashprice_history=hashprice_history(
+            adjustments=history,
+            fee_history=snap.fee_history,
+            price_history=price.history if price is not None else (),
+            now=now,
+            current=hp,
+        ),
     )
 
 
@@ -83,6 +125,7 @@ def to_json(d: Dashboard) -> dict[str, Any]:
     hr = d.hashrate
     dr = d.drift
     rt = d.retarget
+    rev = d.revenue
     out: dict[str, Any] = {
         "source": d.chain.source,
         "time_unix": int(d.now),
@@ -93,6 +136,14 @@ def to_json(d: Dashboard) -> dict[str, Any]:
         "price_source": d.price.source if d.price else None,
         "hashprice_btc_per_ph_day": round(d.hashprice.btc_per_ph_day, 8),
         "hashprice_usd_per_ph_day": _r(d.hashprice.usd_per_ph_day),
+        "hashprice_after_retarget_usd_per_ph_day": _r(d.hashprice_after_retarget_usd),
+        "hashprice_history": [
+            {"time": p.time, "btc_per_ph_day": round(p.btc_per_ph_day, 8),
+             "usd_per_ph_day": _r(p.usd_per_ph_day)}
+            for p in d.hashprice_history
+        ],
+        "network_revenue_usd_day": _r(rev.usd_day, 0) if rev else None,
+        "network_revenue_usd_day_30d_ago": _r(rev.usd_day_30d_ago, 0) if rev else None,
         "avg_fees_btc_per_block": round(d.hashprice.avg_fees_sat / 1e8, 8)
         if d.hashprice.fees_known
         else None,
@@ -137,12 +188,26 @@ def to_json(d: Dashboard) -> dict[str, Any]:
             "time_avg_s": _r(p.time_avg, 1),
             "adjusted_time_avg_s": _r(p.adjusted_time_avg, 1),
             "previous_change_pct": _r(rt.previous_change_pct),
+            "history": [
+                {"height": a.height, "time": a.time, "difficulty": a.difficulty,
+                 "change_pct": _r(a.change_pct)}
+                for a in d.retarget_history[:RETARGET_HISTORY_SHOWN]
+            ],
+            "largest_since": None
+            if d.largest_since is None
+            else {"direction": d.largest_since.direction, "height": d.largest_since.height,
+                  "time": d.largest_since.time},
         }
     return out
 
 
 def fmt_ehs(x: float | None) -> str:
     return "—" if x is None else f"{x / EH:,.0f}"
+
+
+def fmt_usd_m(x: float) -> str:
+    """Dollars in millions: ``$27.85M``."""
+    return f"${x / 1e6:,.2f}M"
 
 
 def fmt_local(ts: float, fmt: str = "%a %d %b %H:%M") -> str:
@@ -164,6 +229,18 @@ def to_text(d: Dashboard) -> str:
     ]
     if hr.ribbon:
         lines.append(f"ribbon      {hr.ribbon.label}")
+    rev = d.revenue
+    if rev is not None and (rev.usd_day is not None or rev.btc_day is not None):
+        if rev.usd_day is not None:
+            now_s = fmt_usd_m(rev.usd_day)
+            ago = rev.usd_day_30d_ago
+            ago_s = "—" if ago is None else fmt_usd_m(ago)
+        else:
+            now_s = f"{rev.btc_day:,.1f} BTC"
+            ago_b = rev.btc_day_30d_ago
+            ago_s = "—" if ago_b is None else f"{ago_b:,.1f} BTC"
+        lines.append(f"revenue     network {now_s}/day   30 days ago {ago_s} "
+                     f"({fmt_pct(rev.change_pct)})")
     win = "  ".join(
         f"{n} blk {'—' if v is None else f'{v / 60:.1f}'} min" for n, v in dr.windows.items()
     )
@@ -184,4 +261,11 @@ def to_text(d: Dashboard) -> str:
             f"(90%: {fmt_pct(rt.change_low_pct)} … {fmt_pct(rt.change_high_pct)})   "
             f"previous {fmt_pct(rt.previous_change_pct, 2)}",
         ]
+        if d.largest_since is not None:
+            lines.append(f"            {d.largest_since.phrase}")
+        if d.hashprice_after_retarget_btc is not None:
+            usd = d.hashprice_after_retarget_usd
+            usd_s = "—" if usd is None else f"${usd:,.2f}"
+            lines.append(f"            hashprice after retarget {usd_s}/PH/day "
+                         f"({d.hashprice_after_retarget_btc:.8f} BTC)")
     return "\n".join(lines)

@@ -39,6 +39,36 @@ class HashratePoint:
     hashrate: float  #: H/s
 
 
+@dataclass(frozen=True, slots=True)
+class DifficultyAdjustment:
+    """One past retarget that changed the difficulty (mempool's ``difficulty-adjustments``).
+
+    ``change_pct`` = (new difficulty / previous difficulty - 1) x 100; mempool reports the
+    ratio new/old rounded to 6 decimals, Bitcoin Core's headers give both difficulties.
+    """
+
+    height: int  #: the first block at the new difficulty (a multiple of 2016 on mainnet)
+    time: int  #: that block's header timestamp, unix seconds
+    difficulty: float  #: the new difficulty
+    change_pct: float  #: percent change against the previous difficulty
+
+
+@dataclass(frozen=True, slots=True)
+class BlockWindow:
+    """Facts of a run of consecutive blocks: ``blocks`` blocks ending at ``end_height``.
+
+    Used for the network revenue 30 days ago (see :func:`tui.squeeze.network_revenue`).
+    """
+
+    end_height: int
+    end_time: int  #: header timestamp of the last block, unix seconds
+    blocks: int  #: number of blocks averaged (144)
+    #: (time(end) - time(end - blocks)) / blocks; None when that span is not positive
+    mean_interval_s: float | None
+    mean_fees_sat: float | None  #: mean total fees per block over the window; None = unknown
+    subsidy_sat: float  #: mean block subsidy over the window (exact across a halving)
+
+
 @dataclass(frozen=True)
 class ChainSnapshot:
     """What one poll of a chain source learnt.
@@ -52,6 +82,17 @@ class ChainSnapshot:
     tip_height: int
     blocks: tuple[Block, ...]
     history: tuple[HashratePoint, ...] = ()  #: daily network hashrate, oldest first, <= 90 days
+    #: past difficulty adjustments, NEWEST FIRST (by height), as far back as the source gives
+    #: them (mempool: all it has indexed; bitcoind: the last ``ADJUSTMENT_EPOCHS`` retargets);
+    #: () when the source has none (yet)
+    adjustments: tuple[DifficultyAdjustment, ...] = ()
+    #: the 144 blocks ending at the last block whose timestamp is <= fetched_at - 30 days
+    #: (see :func:`tui.squeeze.search_window_end`); None when the source can't give them
+    #: (a pruned node, an instance without the endpoints, not fetched yet)
+    window_30d_ago: BlockWindow | None = None
+    #: mean total fees per block per UTC day, ``(day start unix, sats)``, oldest first,
+    #: <= 90 days; () when the source has no fee history (bitcoind)
+    fee_history: tuple[tuple[int, float], ...] = ()
 
     @cached_property
     def by_height(self) -> dict[int, Block]:
@@ -71,6 +112,19 @@ class PriceSnapshot:
     time: int  #: unix seconds the price is for (the feed's own timestamp)
     source: str  #: e.g. "mempool.space" or "fixed"
     fetched_at: float = field(default=0.0)
+    #: daily BTC/USD, ``(UTC day start unix, mean USD of the day)``, oldest first, <= 91 days;
+    #: () for a fixed price or before the history was fetched
+    history: tuple[tuple[int, float], ...] = ()
+
+    def usd_on(self, t: float) -> float | None:
+        """The daily price of the UTC day containing ``t`` from :attr:`history`, or None."""
+        day = int(t // 86_400) * 86_400
+        for d, usd in reversed(self.history):
+            if d == day:
+                return usd
+            if d < day:
+                break
+        return None
 
 
 def required_heights(tip_height: int) -> list[int]:

@@ -20,15 +20,23 @@ from typing import Any
 
 from tui.alerts import Alert, AlertEvent
 from tui.economics import Hashprice, RigEconomics, SiteTotals
-from tui.model import Block, ChainSnapshot, Hashboard, HashratePoint, PriceSnapshot
+from tui.model import (
+    Block,
+    BlockWindow,
+    ChainSnapshot,
+    DifficultyAdjustment,
+    Hashboard,
+    HashratePoint,
+    PriceSnapshot,
+)
 from tui.site import PowerNow, RigRow, SiteView
 
 #: Bumped when a class's fields change incompatibly; the attached side checks it.
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 #: Everything a view may contain, by name.  Nothing else is ever constructed.
 _CLASSES: tuple[type, ...] = (ChainSnapshot, Block, HashratePoint, PriceSnapshot, SiteView,
                               RigRow, SiteTotals, RigEconomics, Hashprice, Alert, AlertEvent,
-                              Hashboard, PowerNow)
+                              Hashboard, PowerNow, DifficultyAdjustment, BlockWindow)
 TYPES: dict[str, type] = {c.__name__: c for c in _CLASSES}
 MAX_DEPTH = 12
 

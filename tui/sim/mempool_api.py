@@ -1,18 +1,26 @@
 """mempool.space's REST API, served from a :class:`~tui.sim.world.SimChain`.
 
 Shapes follow mempool's backend (``bitcoin.routes.ts``, ``mining-routes.ts``,
-``difficulty-adjustment.ts``) and the esplora block it proxies.  Every request first lets the
-chain catch up with the clock (:meth:`SimChain.advance`), then answers from memory; no handler
-walks the chain (the daily hashrate history is cached by the chain).
+``difficulty-adjustment.ts``, ``DifficultyAdjustmentsRepository.ts``, ``BlocksRepository.ts``,
+``PricesRepository.ts``) and the esplora block it proxies.  The mining history endpoints
+serve the simulated chain plus its deep history of retargets
+(``/api/v1/mining/difficulty-adjustments[/:interval]``), per-bucket block fees
+(``/api/v1/mining/blocks/fees/:interval``), the block at a time
+(``/api/v1/mining/blocks/timestamp/:t``) and the hourly prices of the simulated span from its
+:class:`~tui.sim.world.PriceWalk` (``/api/v1/historical-price[?currency=&timestamp=]``).
+Every request first lets the chain catch up with the clock (:meth:`SimChain.advance`), then
+answers from memory; only the fee buckets walk the blocks of their interval (the daily
+hashrate history and the hourly prices are cached by the chain).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from functools import lru_cache
 
 from tui.sim.http import Request, Response
-from tui.sim.world import INTERVALS, SimBlock, SimChain, block_pool, block_stats
+from tui.sim.world import FX_RATES, INTERVALS, SimBlock, SimChain, block_pool, block_stats
 
 __all__ = ["MempoolApi"]
 
@@ -30,7 +38,14 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/api/block/(?P<hash>[^/]+)/header$"), "block_header"),
     (re.compile(r"^/api/v1/mining/hashrate/(?P<interval>[^/]+)$"), "hashrate"),
     (re.compile(r"^/api/v1/prices$"), "prices"),
+    (re.compile(r"^/api/v1/mining/difficulty-adjustments$"), "difficulty_adjustments"),
+    (re.compile(r"^/api/v1/mining/difficulty-adjustments/(?P<interval>[^/]+)$"),
+     "difficulty_adjustments"),
+    (re.compile(r"^/api/v1/mining/blocks/fees/(?P<interval>[^/]+)$"), "block_fees"),
+    (re.compile(r"^/api/v1/mining/blocks/timestamp/(?P<timestamp>[^/]+)$"), "height_at"),
+    (re.compile(r"^/api/v1/historical-price$"), "historical_price"),
 ]
+_POSITIVE_INT = re.compile(r"^[1-9][0-9]*$")
 
 
 class MempoolApi:
@@ -47,7 +62,10 @@ class MempoolApi:
         for pattern, name in _ROUTES:
             m = pattern.match(path)
             if m:
-                return getattr(self, "_" + name)(**m.groupdict())
+                handler = getattr(self, "_" + name)
+                if name == "historical_price":
+                    return handler(request.query)
+                return handler(**m.groupdict())
         return Response.text(f"Cannot GET {request.path}", 404)
 
     # ---------------------------------------------------------------- esplora-style
@@ -148,6 +166,52 @@ class MempoolApi:
 
     def _prices(self) -> Response:
         return Response.json(self.chain.prices())
+
+    def _difficulty_adjustments(self, interval: str | None = None) -> Response:
+        """``[[time, height, difficulty, ratio new/old], ...]`` newest first (mempool's
+        ``$getRawAdjustments``; an unknown interval means all, as ``getSqlInterval`` does)."""
+        period = interval if interval in INTERVALS else "all"
+        rows = self.chain.difficulty_adjustments(period, self.chain.clock())
+        return Response.json([[t, h, d, adj] for t, h, d, adj in reversed(rows)])
+
+    def _block_fees(self, interval: str) -> Response:
+        # mempool's getSqlInterval maps an unknown interval to "all" (daily buckets)
+        period = interval if interval in INTERVALS else "all"
+        return Response.json(self.chain.fee_buckets(period, self.chain.clock()))
+
+    def _height_at(self, timestamp: str) -> Response:
+        now = self.chain.clock()
+        if not _POSITIVE_INT.match(timestamp) or int(timestamp) > now + 86_400:
+            return Response.text("Failed to get height from timestamp", 500)
+        blk = self.chain.height_at(int(timestamp))
+        if blk is None:
+            return Response.text("Failed to get height from timestamp", 500)
+        iso = datetime.fromtimestamp(blk.time, tz=timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z")
+        return Response.json({"height": blk.height, "hash": blk.hash, "timestamp": iso})
+
+    def _historical_price(self, query: dict[str, str]) -> Response:
+        """``{"prices": [{"time", "USD", ...}], "exchangeRates": {...}}``: the price nearest at
+        or before ``timestamp``, or every stored (hourly) price, newest first."""
+        currency = query.get("currency")
+        try:
+            timestamp = int(query.get("timestamp", "0"))
+        except ValueError:
+            timestamp = 0
+        if currency is not None and currency not in FX_RATES:
+            return Response.json(None)
+        rows = self.chain.hourly_prices(self.chain.clock())
+        if timestamp:
+            rows = [r for r in rows if r[0] <= timestamp][:1] or [(1_279_497_600, 0)]
+
+        def entry(t: int, usd: int) -> dict[str, int]:
+            if currency is not None:
+                return {"time": t, currency: round(usd * FX_RATES[currency]), "USD": usd}
+            return {"time": t, **{c: round(usd * r) for c, r in FX_RATES.items()}}
+
+        rates = {f"USD{c}": round(r, 2) for c, r in FX_RATES.items() if c != "USD"}
+        return Response.json({"prices": [entry(t, u) for t, u in rows],
+                              "exchangeRates": rates})
 
 
 def _parse_height(text: str) -> int | None:

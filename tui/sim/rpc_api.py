@@ -7,12 +7,17 @@ replies ``{"result", "error", "id"}`` with HTTP 500 for an error on a single req
 an unknown method, 400 for an invalid request object, and 200 for batches (JSON arrays).
 Requests that say ``"jsonrpc": "2.0"`` get Core 28's JSON-RPC 2.0 replies (HTTP 200).
 Error codes and messages are Core's (``src/rpc/blockchain.cpp``, ``src/rpc/mining.cpp``).
+
+Below the simulated blocks only the deep history's headers exist (retarget heights ``e`` and
+``e - 1``, :meth:`SimChain.deep_header`): ``getblockhash`` and ``getblockheader`` answer for
+them, ``getblockstats`` says "Block not available (pruned data)" (there is no body).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import os
@@ -20,9 +25,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from tui.chain import bits_to_target, difficulty_from_bits, next_work_required
+from tui.chain import bits_to_target, block_work, difficulty_from_bits, next_work_required
 from tui.sim.http import Request, Response
-from tui.sim.world import SimBlock, SimChain, block_stats
+from tui.sim.world import DeepHeader, SimBlock, SimChain, block_stats
 
 __all__ = ["COOKIE_USER", "RpcApi", "RpcError"]
 
@@ -309,9 +314,44 @@ class RpcApi:
         return self.chain.tip.difficulty
 
     def getblockhash(self, height: object) -> str:
-        return self._block_at(height).hash
+        h = _int(height)
+        deep = self.chain.deep_header(h) if h < self.chain.start_height else None
+        if deep is not None:
+            return deep.hash
+        return self._block_at(h).hash
+
+    def _deep_header(self, hdr: DeepHeader, verbose: object) -> object:
+        if verbose is not None and not _bool(verbose):
+            raise RpcError(RPC_MISC_ERROR, "simulator: no raw header below the simulated blocks")
+        chain = self.chain
+        first = chain.block(chain.start_height)
+        base = first.chainwork if first is not None else 1
+        depth = chain.start_height - hdr.height
+        out: dict[str, object] = {
+            "hash": hdr.hash,
+            "confirmations": chain.tip_height - hdr.height + 1,
+            "height": hdr.height,
+            "version": 0x20000000,
+            "versionHex": "20000000",
+            "merkleroot": hashlib.sha256(b"merkle:" + hdr.hash.encode()).hexdigest(),
+            "time": hdr.time,
+            "mediantime": hdr.time - 3000,
+            "nonce": int(hdr.hash[-8:], 16),
+            "bits": f"{hdr.bits:08x}",
+            "target": f"{bits_to_target(hdr.bits):064x}",
+            "difficulty": hdr.difficulty,
+            "chainwork": f"{max(1, base - depth * block_work(hdr.bits)):064x}",
+            "nTx": 3000 + hdr.height % 997,
+        }
+        nxt = chain.deep_header(hdr.height + 1) or chain.block(hdr.height + 1)
+        if nxt is not None:
+            out["nextblockhash"] = nxt.hash
+        return out
 
     def getblockheader(self, blockhash: object, verbose: object = True) -> object:
+        deep = self.chain.deep_header_by_hash(_hash(blockhash, "blockhash"))
+        if deep is not None:
+            return self._deep_header(deep, verbose)
         blk = self._block_by_hash(blockhash)
         if verbose is not None and not _bool(verbose):
             return blk.header_hex()

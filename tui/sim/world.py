@@ -12,6 +12,14 @@ Everything is deterministic from the seed (and, for absolute times, the clock). 
 timestamps are the arrival time plus miner clock jitter: they obey the median-time-past rule
 but are sometimes earlier than their predecessor's, as on mainnet.
 
+Before the simulated blocks lies a *deep history* of retargets only (no blocks): for
+``Scenario.deep_epochs`` periods back, the headers at each retarget height ``e`` and ``e - 1``
+(time, bits, difficulty), walked backwards from the first simulated block with seeded
+changes (and the scenario's scripted ones, e.g. the July 2021 China-ban cuts), each period's
+length consistent with its change (timespan = 14 days / ratio).  They feed mempool's
+``difficulty-adjustments`` and the RPC headers at those heights, so a year and more of
+adjustments puts the projected change in context.
+
 Figures are computed the way the real services compute them: :meth:`SimChain.network_hashps`
 is Bitcoin Core's ``getnetworkhashps``, :meth:`SimChain.daily_hashrates` is mempool.space's
 daily ``avgHashrate`` (per UTC day, ``getnetworkhashps(blocks in the day, last height)``) and
@@ -43,10 +51,12 @@ from tui.chain import (
 
 __all__ = [
     "DAY",
+    "FEE_BUCKET_SECONDS",
     "FX_RATES",
     "INTERVALS",
     "SCENARIOS",
     "PriceWalk",
+    "DeepHeader",
     "Scenario",
     "SimBlock",
     "SimChain",
@@ -57,6 +67,7 @@ __all__ = [
 DAY = 86_400
 EH = 1e18
 _RETARGET = RETARGET_INTERVAL
+_RETARGET_TIMESPAN = 1_209_600
 _HASHES_PER_DIFF = 2.0**32
 #: Chain work before the simulated history starts (a mainnet-like magnitude, ~2^97).
 _BASE_CHAINWORK = 0x0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_C4D1_7A2E_93B5_40F1_2A6C_D0E7
@@ -90,6 +101,13 @@ INTERVALS: dict[str, tuple[int, str] | None] = {
 }
 
 
+#: mempool's bucket width for ``/api/v1/mining/blocks/fees/:interval`` (``getTimeRange``).
+FEE_BUCKET_SECONDS: dict[str, int] = {
+    "4y": 43200, "3y": 43200, "2y": 28800, "1y": 28800, "6m": 10800, "3m": 7200,
+    "1m": 1800, "1w": 300, "3d": 1, "24h": 1,
+}
+
+
 # --------------------------------------------------------------------------------------
 # Scenarios
 # --------------------------------------------------------------------------------------
@@ -120,6 +138,14 @@ class Scenario:
     tip_lag: tuple[float, float] = (90.0, 420.0)
     #: Miner clock jitter on header timestamps (0 = timestamps are arrival times).
     jitter: bool = True
+    #: Retargets of the deep history before the simulated blocks (126: back to mid 2021).
+    deep_epochs: int = 126
+    #: Deep history: mean and spread of a retarget's change, percent, and its clamp.
+    deep_growth_pct: float = 2.0
+    deep_sigma_pct: float = 2.5
+    deep_clamp_pct: tuple[float, float] = (-6.0, 11.0)
+    #: Scripted deep retargets ``(height, change percent)`` (modelled on mainnet's).
+    deep_events: tuple[tuple[int, float], ...] = ()
 
     def hashrate_eh(self, days: float) -> float:
         """Network hashrate in EH/s at ``days`` relative to the tip's arrival."""
@@ -167,6 +193,18 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         tip_height=935_008,
         price_usd=71_000.0,
+        # Mainnet's 2021 China ban and the cuts since, none as deep as this epoch's ~-14%:
+        # the projection is the largest cut since 2021.
+        deep_events=(
+            (687_456, -15.97),
+            (689_472, -27.94),
+            (691_488, -4.81),
+            (693_504, 6.03),
+            (695_520, 13.24),
+            (697_536, 7.31),
+            (745_920, -5.01),
+            (766_080, -7.32),
+        ),
     ),
     "steady": Scenario(
         name="steady",
@@ -174,6 +212,9 @@ SCENARIOS: dict[str, Scenario] = {
         hashrate_knots=((-400.0, 1000.0), (400.0, 1000.0)),
         tip_height=935_008,
         price_usd=71_000.0,
+        deep_growth_pct=0.0,
+        deep_sigma_pct=1.0,
+        deep_clamp_pct=(-3.0, 3.0),
     ),
 }
 
@@ -231,6 +272,17 @@ class SimBlock:
             + self.nonce.to_bytes(4, "little")
         )
         return raw.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class DeepHeader:
+    """A header of the deep history (at a retarget height ``e`` or ``e - 1``): no block body."""
+
+    height: int
+    hash: str
+    time: int
+    bits: int
+    difficulty: float
 
 
 def calc_bits_difference(old_bits: int, new_bits: int) -> float:
@@ -389,8 +441,12 @@ class SimChain:
         self._adjustments: list[tuple[int, int, float, float]] = []
         self._targets: dict[int, int] = {}
         self._generate()
+        self._deep: dict[int, DeepHeader] = {}
+        self._deep_by_hash: dict[str, DeepHeader] = {}
+        self._generate_deep()
         self.created_at = self._clock0  #: clock() when the chain was built
         self.price = PriceWalk(seed=seed, anchor=self._clock0, start=sc.price_usd)
+        self._hourly_prices: tuple[int, list[tuple[int, int]]] | None = None
 
     # ---------------------------------------------------------------- generation
 
@@ -460,6 +516,54 @@ class SimChain:
             prev_hash = blk.hash
         self._by_time.sort()
         self._next_arrival = self._compute_next_arrival()
+
+    def _generate_deep(self) -> None:
+        """The deep history (see the module docstring); its own random stream, so the
+        simulated blocks are the same with or without it."""
+        sc = self.scenario
+        rng = random.Random(self.seed * 1_000_003 + 17)
+        events = dict(sc.deep_events)
+        first = self._blocks[0]
+        lo, hi = sc.deep_clamp_pct
+        # Walking back: epoch k starts at e_k = start - 2016 k, with bits b_k; the retarget at
+        # e_k changed the difficulty from epoch k+1's to epoch k's.
+        bits_k, diff_k, time_k = first.bits, first.difficulty, first.time
+        deep_adj: list[tuple[int, int, float, float]] = []
+        for k in range(sc.deep_epochs):
+            e = self.start_height - _RETARGET * k
+            if e - _RETARGET < 0:
+                break
+            pct = events.get(e)
+            if pct is None:
+                pct = min(hi, max(lo, rng.gauss(sc.deep_growth_pct, sc.deep_sigma_pct)))
+            older_diff = diff_k / (1.0 + pct / 100.0)
+            older_bits = target_to_bits(int(0xFFFF * 2**208 / older_diff))
+            older_diff = difficulty_from_bits(older_bits)
+            ratio = diff_k / older_diff
+            gap = max(1, int(rng.expovariate(1 / 600.0)))
+            before = time_k - gap  # the last block of the older epoch
+            if e != self.start_height:
+                self._add_deep(DeepHeader(e, self._fake_hash(e, bits_k), time_k, bits_k, diff_k))
+            # block start-1 must hash to what the first simulated block links to
+            hash_bits = bits_k if e == self.start_height else older_bits
+            self._add_deep(DeepHeader(e - 1, self._fake_hash(e - 1, hash_bits), before,
+                                      older_bits, older_diff))
+            deep_adj.append((time_k, e, diff_k, round(ratio, 6)))
+            span = min(max(_RETARGET_TIMESPAN / ratio, _RETARGET_TIMESPAN / 4),
+                       _RETARGET_TIMESPAN * 4)
+            bits_k, diff_k, time_k = older_bits, older_diff, int(before - span)
+        self._adjustments[:0] = sorted(deep_adj, key=lambda r: r[1])
+
+    def _add_deep(self, hdr: DeepHeader) -> None:
+        self._deep[hdr.height] = hdr
+        self._deep_by_hash[hdr.hash] = hdr
+
+    def deep_header(self, height: int) -> DeepHeader | None:
+        """The deep history's header at ``height`` (only retarget heights e and e-1)."""
+        return self._deep.get(height)
+
+    def deep_header_by_hash(self, block_hash: str) -> DeepHeader | None:
+        return self._deep_by_hash.get(block_hash.lower())
 
     def _draw_jitter(self) -> int:
         """Header timestamp minus arrival time, seconds (three draws per block, always)."""
@@ -764,9 +868,60 @@ class SimChain:
     def difficulty_adjustments(
         self, interval: str = "all", now: float | None = None
     ) -> list[tuple[int, int, float, float]]:
-        """Difficulty changes in the history: ``[(time, height, difficulty, ratio)]``."""
+        """Difficulty changes in the history: ``[(time, height, difficulty, ratio)]``,
+        ascending; the deep history's first, then the simulated chain's own."""
         now = self.clock() if now is None else now
         return self._filter(self._adjustments, interval, now)
+
+    def height_at(self, ts: float) -> SimBlock | None:
+        """mempool's ``blocks/timestamp/:ts``: the block with the latest timestamp <= ts."""
+        i = bisect.bisect_right(self._by_time, (int(ts), 1 << 62)) - 1
+        if i < 0:
+            return None
+        return self.block(self._by_time[i][1])
+
+    def fee_buckets(self, interval: str, now: float | None = None) -> list[dict[str, object]]:
+        """mempool's ``/api/v1/mining/blocks/fees/:interval``: per time bucket
+        (``FEE_BUCKET_SECONDS``, a day for ``all``) the mean height, timestamp and fees of the
+        blocks stamped in it, with the USD price of the bucket's hour, ascending."""
+        if interval not in INTERVALS:
+            raise ValueError(f"unknown interval {interval!r}")
+        now = self.clock() if now is None else now
+        spec = INTERVALS[interval]
+        since = -math.inf if spec is None else _months_back(now, *spec)
+        div = FEE_BUCKET_SECONDS.get(interval, DAY)
+        lo = bisect.bisect_left(self._by_time, (math.ceil(since) if spec else 0, -1))
+        hi = bisect.bisect_right(self._by_time, (int(now), 1 << 62))
+        buckets: dict[int, list[SimBlock]] = {}
+        for t, h in self._by_time[lo:hi]:
+            blk = self.block(h)
+            if blk is not None:
+                buckets.setdefault(t // div, []).append(blk)
+        out: list[dict[str, object]] = []
+        for key in sorted(buckets):
+            blks = buckets[key]
+            n = len(blks)
+            ts = round(sum(b.time for b in blks) / n)
+            out.append({
+                "avgHeight": round(sum(b.height for b in blks) / n),
+                "timestamp": ts,
+                "avgFees": round(sum(b.fees for b in blks) / n),
+                "USD": round(self.price.usd(ts // 3600 * 3600)),
+            })
+        return out
+
+    def hourly_prices(self, now: float | None = None) -> list[tuple[int, int]]:
+        """The price table mempool's ``historical-price`` reads: one USD price per hour from
+        the first simulated block to ``now``, newest first."""
+        now = self.clock() if now is None else now
+        last = int(now // 3600) * 3600
+        cached = self._hourly_prices
+        if cached is not None and cached[0] == last:
+            return cached[1]
+        first = int(self._blocks[0].time // 3600) * 3600
+        rows = [(t, int(round(self.price.usd(t)))) for t in range(last, first - 1, -3600)]
+        self._hourly_prices = (last, rows)
+        return rows
 
     @staticmethod
     def _filter(rows: list, interval: str, now: float) -> list:

@@ -15,6 +15,25 @@ batches (one JSON array per HTTP request, replies matched by ``id``):
   points, ``h >= 144``) with those blocks' timestamps (their hashes and headers ride along in
   the batches above), refreshed at most hourly or when 144 new blocks arrived.
 
+The squeeze figures (:mod:`tui.squeeze`) add two optional steps; a failure of either is kept
+in :attr:`BitcoindSource.optional_errors` and leaves that part empty (or at its last value)
+while the rest of the poll goes on:
+
+- the difficulty adjustments, from the headers at the retarget heights: for the last
+  :data:`ADJUSTMENT_EPOCHS` retargets (~5 years) one ``getblockhash`` batch and one
+  ``getblockheader`` batch for heights ``e`` and ``e - 1`` (new and previous difficulty).
+  Those headers never change, so this costs two requests on the first poll and two per new
+  epoch; the current epoch's pair rides in the required heights;
+- the 30-days-ago window, time-based: the 144 blocks ending at the last block (highest
+  height) whose timestamp is <= now - 30 days, from ``getblockstats h ["totalfee",
+  "subsidy", "time"]`` (batched by :data:`STATS_CHUNK`).  The first poll estimates the height
+  by interpolating between the retarget headers around the cutoff (else from the 7-day block
+  rate), reads a grid of 17 blocks 24 apart around it, then the blocks it needs; they are
+  cached by height and reading goes 24 blocks ahead, so later polls cost a request every few
+  hours.  On a pruned node whose ``pruneheight`` is above the window
+  the step asks nothing; if ``getblockstats`` answers "Block not available (pruned data)"
+  the window is None (no error) and is tried again after an hour.
+
 Core answers a single request with HTTP 500 (404 for an unknown method) and a JSON error body,
 and a batch with HTTP 200 and per-item errors; both are turned into one-line SourceErrors.
 """
@@ -23,14 +42,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tui.model import FEE_WINDOW, Block, ChainSnapshot, HashratePoint, required_heights
+from tui.chain import RETARGET_INTERVAL
+from tui.model import (
+    FEE_WINDOW,
+    Block,
+    BlockWindow,
+    ChainSnapshot,
+    DifficultyAdjustment,
+    HashratePoint,
+    required_heights,
+)
 from tui.sources.base import (
     DEFAULT_TIMEOUT,
     TRANSPORT_ERRORS,
@@ -52,6 +80,7 @@ from tui.sources.base import (
     to_int,
     to_num,
 )
+from tui.squeeze import WINDOW_AGO_S, search_window_end
 
 #: getblockstats requests per HTTP request (each reads a block and its undo data from disk).
 STATS_CHUNK = 24
@@ -61,6 +90,19 @@ REORG_DEPTH = 6
 HISTORY_STEP = 144
 HISTORY_POINTS = 90
 HISTORY_REFRESH_S = 3600.0
+
+#: Retargets whose headers give the adjustment history (130 x ~2 weeks: ~5 years).
+ADJUSTMENT_EPOCHS = 130
+#: The 30-days-ago window: blocks read per step, the first poll's grid, and a cap per poll.
+WINDOW_CHUNK = STATS_CHUNK
+WINDOW_GRID = 8  #: grid heights estimate +- 24 x k for k in -8..8
+WINDOW_MAX_BATCHES = 16
+#: When the cutoff is this far past the cached window, estimate its height again.
+WINDOW_REANCHOR_S = 6 * 3600.0
+WINDOW_RETRY_S = 300.0
+WINDOW_PRUNED_RETRY_S = 3600.0
+#: Margin (blocks) below the estimated window when comparing with a pruned node's pruneheight.
+PRUNE_MARGIN = 1000
 
 RPC_MISC_ERROR = -1  #: e.g. "Block not available (pruned data)"
 RPC_IN_WARMUP = -28
@@ -83,6 +125,17 @@ class _Header:
     time: int
     bits: int
     difficulty: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Stats:
+    time: int
+    fee: int
+    subsidy: int
+
+
+class _Pruned(Exception):
+    """getblockstats said "Block not available (pruned data)" (or is not supported)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +199,16 @@ class BitcoindSource(HttpSource):
         self._history: tuple[HashratePoint, ...] = ()
         self._history_at: float | None = None
         self._history_tip: int | None = None
+        #: the last failure of each optional part ("adjustments", "window")
+        self.optional_errors: dict[str, str] = {}
+        self._rheaders: dict[int, _Header] = {}  #: headers at old retarget heights e, e-1
+        self._rmissing: set[int] = set()  #: heights the node could not give: not asked again
+        self._adjustments: tuple[DifficultyAdjustment, ...] = ()
+        self._wstats: dict[int, _Stats] = {}  #: getblockstats around the 30-days-ago window
+        self._wend: int | None = None
+        self._window: BlockWindow | None = None
+        self._window_retry_at = 0.0
+        self._prune_height: int | None = None  #: from getblockchaininfo when pruned
 
     # ------------------------------------------------------------------ auth
     def _read_cookie(self) -> tuple[str, str]:
@@ -349,6 +412,8 @@ class BitcoindSource(HttpSource):
             best = get_str(info, "bestblockhash")
             if tip < 0:
                 raise ShapeError(f"negative block count {tip}")
+            prune = info.get("pruneheight") if info.get("pruned") is True else None
+            self._prune_height = prune if isinstance(prune, int) else None
         required = required_heights(tip)
         for h in [h for h in self._cache if h > tip]:
             del self._cache[h]
@@ -393,13 +458,180 @@ class BitcoindSource(HttpSource):
         for h in [h for h in self._cache if h not in req_set]:
             del self._cache[h]
         self._best = best
+        await self._optional("adjustments", self._update_adjustments(tip), None)
+        await self._optional("window", self._update_window(tip), WINDOW_RETRY_S)
         return ChainSnapshot(
             source=self.label,
             fetched_at=self._now(),
             tip_height=tip,
             blocks=tuple(self._cache[h].block for h in required),
             history=self._history,
+            adjustments=self._adjustments,
+            window_30d_ago=self._window,
         )
+
+    async def _optional(self, part: str, step: Awaitable[None], retry_s: float | None) -> None:
+        """Run an optional step: a SourceError is recorded (and retried after ``retry_s``)."""
+        try:
+            await step
+        except SourceError as e:
+            self.optional_errors[part] = str(e)
+            if retry_s is not None:
+                self._window_retry_at = self._now() + retry_s
+        else:
+            self.optional_errors.pop(part, None)
+
+    # ------------------------------------------------------------------ adjustments
+    async def _update_adjustments(self, tip: int) -> None:
+        """Adjustments from the headers at the last :data:`ADJUSTMENT_EPOCHS` retargets."""
+        epoch_start = tip - tip % RETARGET_INTERVAL
+        starts = [epoch_start - RETARGET_INTERVAL * k for k in range(ADJUSTMENT_EPOCHS)]
+        starts = [e for e in starts if e >= RETARGET_INTERVAL]
+        wanted = {h for e in starts[1:] for h in (e, e - 1)}
+        for h in [h for h in self._rheaders if h not in wanted]:
+            del self._rheaders[h]
+        todo = sorted(h for h in wanted if h not in self._rheaders and h not in self._rmissing)
+        if todo:
+            hashes: dict[int, str] = {}
+            for h, (result, err) in zip(
+                todo, await self._batch("getblockhash", [[h] for h in todo]), strict=True
+            ):
+                if err is not None:  # e.g. a node still syncing headers: skip that height
+                    self._rmissing.add(h)
+                    continue
+                with reply_shape(self.prefix, "getblockhash batch"):
+                    hashes[h] = to_str_hash(result)
+            self._rheaders.update(await self._headers(hashes) if hashes else {})
+
+        def pair(e: int) -> tuple[tuple[int, int, float], tuple[int, int, float]] | None:
+            if e == epoch_start:
+                new, old = self._cache.get(e), self._cache.get(e - 1)
+                if new is None or old is None:
+                    return None
+                return ((new.block.time, new.block.bits, new.block.difficulty),
+                        (old.block.time, old.block.bits, old.block.difficulty))
+            hn, ho = self._rheaders.get(e), self._rheaders.get(e - 1)
+            if hn is None or ho is None:
+                return None
+            return (hn.time, hn.bits, hn.difficulty), (ho.time, ho.bits, ho.difficulty)
+
+        out = []
+        for e in starts:  # newest first
+            p = pair(e)
+            if p is None or p[0][1] == p[1][1]:  # unknown, or the bits did not change
+                continue
+            (t, _, d_new), (_, _, d_old) = p
+            out.append(DifficultyAdjustment(e, t, d_new, (d_new / d_old - 1.0) * 100.0))
+        self._adjustments = tuple(out)
+
+    # ------------------------------------------------------------------ 30 days ago
+    async def _stats(self, heights: Iterable[int]) -> None:
+        """getblockstats (time, fees, subsidy) of ``heights`` into the window cache.
+
+        Raises :class:`_Pruned` when the node has not got the blocks (or the RPC)."""
+        todo = sorted(h for h in set(heights) if h not in self._wstats)
+        for start in range(0, len(todo), STATS_CHUNK):
+            chunk = todo[start : start + STATS_CHUNK]
+            replies = await self._batch(
+                "getblockstats", [[h, ["totalfee", "subsidy", "time"]] for h in chunk])
+            for h, (result, err) in zip(chunk, replies, strict=True):
+                if err is not None:
+                    if err.code in (RPC_MISC_ERROR, RPC_METHOD_NOT_FOUND):
+                        raise _Pruned(err.message)
+                    raise self._rpc_failure("getblockstats", err)
+                with reply_shape(self.prefix, "getblockstats batch"):
+                    d = as_object(result)
+                    self._wstats[h] = _Stats(
+                        time=get_time(d, "time"),
+                        fee=to_int(d["totalfee"], "totalfee"),
+                        subsidy=to_int(d["subsidy"], "subsidy"),
+                    )
+
+    def _estimate_height(self, tip: int, cutoff: int) -> int | None:
+        """The height stamped around ``cutoff``: interpolated between the retarget headers
+        around it (read for the adjustments), else from the 7-day block rate."""
+        marks = [(h, hdr.time) for h, hdr in self._rheaders.items()
+                 if h % RETARGET_INTERVAL == 0]
+        start = self._cache.get(tip - tip % RETARGET_INTERVAL)
+        if start is not None:
+            marks.append((start.block.height, start.block.time))
+        top = self._cache.get(tip)
+        if top is not None:
+            marks.append((tip, top.block.time))
+        marks.sort()
+        for (h0, t0), (h1, t1) in zip(marks, marks[1:], strict=False):
+            if t0 <= cutoff < t1 and h1 > h0:
+                return h0 + round((cutoff - t0) / (t1 - t0) * (h1 - h0))
+        top, low = self._cache.get(tip), self._cache.get(tip - 1008)
+        if top is None or low is None or top.block.time <= low.block.time:
+            return None
+        rate = (top.block.time - low.block.time) / 1008
+        return tip - round((top.block.time - cutoff) / rate)
+
+    async def _update_window(self, tip: int) -> None:
+        now = self._now()
+        if now < self._window_retry_at or self._stats_unsupported:
+            return
+        cutoff = int(now) - WINDOW_AGO_S
+        try:
+            await self._find_window(tip, cutoff)
+        except _Pruned:
+            # Pruned (or too old a node): no window, no error; ask again in an hour.
+            self._window = None
+            self._wstats.clear()
+            self._wend = None
+            self._window_retry_at = now + WINDOW_PRUNED_RETRY_S
+
+    async def _find_window(self, tip: int, cutoff: int) -> None:
+        anchor = self._wend
+        last = self._wstats.get(anchor) if anchor is not None else None
+        if anchor is None or last is None or cutoff - last.time > WINDOW_REANCHOR_S:
+            est = self._estimate_height(tip, cutoff)
+            if est is None or est - FEE_WINDOW < 0:
+                self._window = None
+                return
+            if self._prune_height is not None and self._prune_height > (
+                est - FEE_WINDOW - PRUNE_MARGIN
+            ):
+                self._window = None  # the node has pruned those blocks: don't ask
+                self._window_retry_at = self._now() + WINDOW_PRUNED_RETRY_S
+                return
+            self._wstats.clear()
+            grid = [est + WINDOW_CHUNK * k for k in range(-WINDOW_GRID, WINDOW_GRID + 1)]
+            await self._stats(h for h in grid if 0 <= h <= tip)
+            below = [h for h in grid if h in self._wstats and self._wstats[h].time <= cutoff]
+            anchor = max(below) if below else min(h for h in grid if h >= 0)
+        batches = 0
+        while True:
+            times = {h: st.time for h, st in self._wstats.items()}
+            end, need = search_window_end(times, anchor, cutoff, tip)
+            if need is None:
+                break
+            if batches >= WINDOW_MAX_BATCHES:
+                return  # keep what we have; the next poll goes on from the cache
+            if need <= anchor:
+                await self._stats(range(max(0, need - WINDOW_CHUNK + 1), need + 1))
+            else:
+                await self._stats(range(need, min(tip, need + WINDOW_CHUNK - 1) + 1))
+            batches += 1
+        if end is None or end - FEE_WINDOW < 0:
+            self._window = None
+            return
+        await self._stats(range(end - FEE_WINDOW, end + 1))
+        self._wend = end
+        st = self._wstats
+        span = st[end].time - st[end - FEE_WINDOW].time
+        heights = range(end - FEE_WINDOW + 1, end + 1)
+        self._window = BlockWindow(
+            end_height=end,
+            end_time=st[end].time,
+            blocks=FEE_WINDOW,
+            mean_interval_s=span / FEE_WINDOW if span > 0 else None,
+            mean_fees_sat=sum(st[h].fee for h in heights) / FEE_WINDOW,
+            subsidy_sat=sum(st[h].subsidy for h in heights) / FEE_WINDOW,
+        )
+        for h in [h for h in st if h < end - FEE_WINDOW or h > tip]:
+            del st[h]
 
     async def _fetch_history(
         self, tip: int, heights: list[int], headers: Mapping[int, _Header]

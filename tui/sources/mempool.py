@@ -12,18 +12,43 @@ Public instances rate-limit, so a poll fetches only what changed:
 - ``GET /api/v1/mining/hashrate/3m`` for the daily hashrate history on the first poll and
   then at most hourly.  It is optional: a 404 (a self-hosted instance without mining
   indexing) leaves the history empty until the next hourly try.
+
+The squeeze figures (:mod:`tui.squeeze`) add, all optional like the hashrate history (a 404
+or a broken reply leaves the part empty or at its last value, a one-line message goes to
+:attr:`MempoolSource.optional_errors`, and it is retried later; only a 429 fails the poll):
+
+- ``GET /api/v1/mining/difficulty-adjustments`` (every adjustment mempool has indexed,
+  ``[[time, height, difficulty, ratio new/old], ...]`` newest first, ~30 kB) on the first
+  poll, then only when the tip entered an epoch whose adjustment is not in the list yet (at
+  most every 30 minutes) or once a day;
+- ``GET /api/v1/mining/blocks/fees/3m`` (mean fees per block in 2-hour buckets) with the
+  hashrate history, at most hourly, reduced to one mean per UTC day;
+- the 30-days-ago window: the 144 blocks ending at the last block (highest height) whose
+  timestamp is <= now - 30 days (time-based: mempool can find that block cheaply).  The first
+  poll asks ``GET /api/v1/mining/blocks/timestamp/:t`` for a block near it, then fetches the
+  ``/api/v1/blocks/:height`` pages around it; those blocks never change, so they are cached by
+  height and later polls only fetch the next page when the window has moved past the cache
+  (one page per ~15 blocks, i.e. every ~2.5 hours).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from tui.model import Block, ChainSnapshot, HashratePoint, required_heights
+from tui.chain import RETARGET_INTERVAL
+from tui.model import (
+    Block,
+    BlockWindow,
+    ChainSnapshot,
+    DifficultyAdjustment,
+    HashratePoint,
+    required_heights,
+)
 from tui.sources.base import (
     DEFAULT_TIMEOUT,
     HttpSource,
@@ -41,7 +66,10 @@ from tui.sources.base import (
     only_source_errors,
     reply_shape,
     to_int,
+    to_num,
+    to_time,
 )
+from tui.squeeze import DAY, WINDOW_AGO_S, block_window, search_window_end
 
 TIP_PATH = "/api/blocks/tip/height"
 BLOCKS_PATH = "/api/v1/blocks"
@@ -54,6 +82,17 @@ HISTORY_REFRESH_S = 3600.0
 HISTORY_RETRY_S = 300.0
 #: Days of history kept (the model's contract: <= 90).
 HISTORY_DAYS = 90
+ADJUSTMENTS_PATH = "/api/v1/mining/difficulty-adjustments"
+FEES_PATH = "/api/v1/mining/blocks/fees/3m"
+TIMESTAMP_PATH = "/api/v1/mining/blocks/timestamp"
+#: While the newest adjustment listed is older than the current epoch: refetch this often.
+ADJUSTMENTS_REFRESH_S = 1800.0
+#: Refetch the adjustments at least this often anyway.
+ADJUSTMENTS_MAX_AGE_S = 86_400.0
+#: When the cutoff is this far past the cached window, find it again by timestamp.
+WINDOW_REANCHOR_S = 6 * 3600.0
+#: Pages a poll may fetch for the 30-days-ago window (the first poll needs ~11).
+WINDOW_MAX_PAGES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +138,58 @@ def parse_history(doc: Any) -> tuple[HashratePoint, ...]:
     return tuple(points[-HISTORY_DAYS:])
 
 
+def parse_adjustments(doc: Any) -> tuple[DifficultyAdjustment, ...]:
+    """``/api/v1/mining/difficulty-adjustments`` → adjustments, newest first.
+
+    Each entry is ``[time, height, difficulty, adjustment]`` where ``adjustment`` is the
+    ratio new difficulty / previous difficulty, rounded to 6 decimals (mempool's
+    ``$indexDifficultyAdjustments``).  The genesis row (ratio 0) is not a change: skipped.
+    """
+    out: dict[int, DifficultyAdjustment] = {}
+    for item in as_list(doc):
+        row = as_list(item, "an adjustment")
+        if len(row) < 4:
+            raise ShapeError(f"an adjustment has {len(row)} fields, expected 4")
+        t = to_time(row[0], "time")
+        height = to_int(row[1], "height")
+        diff = to_num(row[2], "difficulty")
+        ratio = to_num(row[3], "adjustment")
+        if height < 0 or diff <= 0 or ratio < 0:
+            raise ShapeError(f"impossible adjustment {row[:4]!r}")
+        if ratio == 0:
+            continue
+        out[height] = DifficultyAdjustment(height, t, diff, (ratio - 1.0) * 100.0)
+    return tuple(out[h] for h in sorted(out, reverse=True))
+
+
+def parse_fee_history(doc: Any) -> tuple[tuple[int, float], ...]:
+    """``/api/v1/mining/blocks/fees/:interval`` → ``(UTC day start, mean fees)``, oldest first.
+
+    mempool answers ``[{"avgHeight", "timestamp", "avgFees", "USD"}, ...]``, one entry per
+    bucket (2 hours for ``3m``) with the bucket's mean fees per block in sats; a day's value
+    is the mean of its buckets.  At most 90 days are kept.
+    """
+    days: dict[int, list[float]] = {}
+    for item in as_list(doc):
+        d = as_object(item, "a fee bucket")
+        t = get_time(d, "timestamp")
+        fees = get_num(d, "avgFees")
+        if fees < 0:
+            raise ShapeError(f"negative avgFees {fees!r}")
+        days.setdefault(t // DAY * DAY, []).append(fees)
+    points = [(day, sum(v) / len(v)) for day, v in sorted(days.items())]
+    return tuple(points[-HISTORY_DAYS:])
+
+
+def parse_height_at(doc: Any) -> int:
+    """``/api/v1/mining/blocks/timestamp/:t`` → the height of ``{"height", "hash", "timestamp"}``
+    (the block with the latest timestamp <= t)."""
+    height = get_int(as_object(doc), "height")
+    if height < 0:
+        raise ShapeError(f"negative block height {height}")
+    return height
+
+
 class MempoolSource(HttpSource):
     """A :class:`~tui.model.ChainSource` reading a mempool.space REST API."""
 
@@ -115,6 +206,17 @@ class MempoolSource(HttpSource):
         self._tip: int | None = None  #: tip of the last complete poll
         self._history: tuple[HashratePoint, ...] = ()
         self._history_at: float | None = None  #: when the history was last fetched (or 404)
+        #: the last failure of each optional part ("adjustments", "fees", "window")
+        self.optional_errors: dict[str, str] = {}
+        self._adjustments: tuple[DifficultyAdjustment, ...] = ()
+        self._adj_at: float | None = None  #: last fetch (or 404)
+        self._adj_retry_at: float | None = None  #: after a failure: not before this
+        self._fee_history: tuple[tuple[int, float], ...] = ()
+        self._fees_at: float | None = None
+        self._wblocks: dict[int, Block] = {}  #: blocks around the 30-days-ago window
+        self._wend: int | None = None  #: the window's last block as last found
+        self._window: BlockWindow | None = None
+        self._window_retry_at = 0.0
 
     # ------------------------------------------------------------------ requests
     async def _tip_height(self) -> int:
@@ -153,6 +255,107 @@ class MempoolSource(HttpSource):
             self._history = parse_history(doc)
         self._history_at = now
 
+    async def _fetch_adjustments(self) -> None:
+        resp = await self._get(ADJUSTMENTS_PATH, allow=(404,))
+        now = self._now()
+        if resp.status_code == 404:  # an instance without mining indexing
+            self._adjustments = ()
+        else:
+            doc = decode_json(self.prefix, resp, ADJUSTMENTS_PATH)
+            with reply_shape(self.prefix, ADJUSTMENTS_PATH):
+                self._adjustments = parse_adjustments(doc)
+        self._adj_at = now
+        self._adj_retry_at = None
+
+    def _adjustments_due(self, tip: int) -> bool:
+        now = self._now()
+        if self._adj_retry_at is not None:
+            return now >= self._adj_retry_at
+        if self._adj_at is None:
+            return True
+        age = now - self._adj_at
+        if age >= ADJUSTMENTS_MAX_AGE_S:
+            return True
+        newest = self._adjustments[0].height if self._adjustments else -1
+        return newest < tip - tip % RETARGET_INTERVAL and age >= ADJUSTMENTS_REFRESH_S
+
+    async def _fetch_fee_history(self) -> None:
+        resp = await self._get(FEES_PATH, allow=(404,))
+        now = self._now()
+        if resp.status_code == 404:
+            self._fee_history = ()
+        else:
+            doc = decode_json(self.prefix, resp, FEES_PATH)
+            with reply_shape(self.prefix, FEES_PATH):
+                self._fee_history = parse_fee_history(doc)
+        self._fees_at = now
+
+    async def _height_at(self, t: int) -> int | None:
+        """mempool's block with the latest timestamp <= t (None: 404, not available)."""
+        path = f"{TIMESTAMP_PATH}/{t}"
+        resp = await self._get(path, allow=(404,))
+        if resp.status_code == 404:
+            return None
+        doc = decode_json(self.prefix, resp, path)
+        with reply_shape(self.prefix, path):
+            return parse_height_at(doc)
+
+    async def _update_window(self, tip: int) -> None:
+        """Find the 30-days-ago window in the cache, fetching only the pages it lacks."""
+        now = self._now()
+        if now < self._window_retry_at:
+            return
+        cutoff = int(now) - WINDOW_AGO_S
+        anchor = self._wend
+        last = self._wblocks.get(anchor) if anchor is not None else None
+        if anchor is None or last is None or cutoff - last.time > WINDOW_REANCHOR_S:
+            # First poll, or the clock jumped (a suspended laptop): ask where the time is.
+            anchor = await self._height_at(cutoff)
+            if anchor is None:  # not served by this instance: try again in an hour
+                self._window = None
+                self._window_retry_at = now + HISTORY_REFRESH_S
+                return
+        pages = 0
+        times = {h: b.time for h, b in self._wblocks.items()}
+        while True:
+            end, need = search_window_end(times, anchor, cutoff, tip)
+            if need is None:
+                break
+            if pages >= WINDOW_MAX_PAGES:
+                return  # keep what we have; the next poll goes on from the cache
+            top = need if need <= anchor else min(need + PAGE_SIZE - 1, tip)
+            for c in await self._page(top):
+                self._wblocks[c.block.height] = c.block
+                times[c.block.height] = c.block.time
+            pages += 1
+        if end is None:
+            self._window = None
+            return
+        while missing := [h for h in range(end - 144, end + 1) if h not in self._wblocks]:
+            if pages >= WINDOW_MAX_PAGES:
+                return
+            for c in await self._page(missing[-1]):
+                self._wblocks[c.block.height] = c.block
+            pages += 1
+        self._wend = end
+        self._window = block_window(self._wblocks, end)
+        for h in [h for h in self._wblocks if h < end - 144 or h > tip]:
+            del self._wblocks[h]
+
+    async def _optional(
+        self, part: str, step: Awaitable[None], on_error: Callable[[float], None]
+    ) -> None:
+        """Run an optional step: a 429 fails the poll, any other SourceError is recorded."""
+        try:
+            await step
+        except RateLimited:
+            raise
+        except SourceError as e:
+            self.optional_errors[part] = str(e)
+            on_error(self._now())
+        else:
+            self.optional_errors.pop(part, None)
+
     # ------------------------------------------------------------------ cache
     def _store(self, page: list[_Cached]) -> None:
         for c in page:
@@ -187,6 +390,22 @@ class MempoolSource(HttpSource):
                 # The history is optional: a broken mining endpoint must not make the chain
                 # panes stale.  Keep the last history and try again in a few minutes.
                 self._history_at = self._now() - HISTORY_REFRESH_S + HISTORY_RETRY_S
+        now = self._now()
+        if self._fees_at is None or now - self._fees_at >= HISTORY_REFRESH_S:
+            def fees_failed(t: float) -> None:
+                self._fees_at = t - HISTORY_REFRESH_S + HISTORY_RETRY_S
+
+            await self._optional("fees", self._fetch_fee_history(), fees_failed)
+        if self._adjustments_due(tip):
+            def adj_failed(t: float) -> None:
+                self._adj_retry_at = t + HISTORY_RETRY_S
+
+            await self._optional("adjustments", self._fetch_adjustments(), adj_failed)
+
+        def window_failed(t: float) -> None:
+            self._window_retry_at = t + HISTORY_RETRY_S
+
+        await self._optional("window", self._update_window(tip), window_failed)
         blocks = tuple(self._cache[h].block for h in required_heights(tip))
         return ChainSnapshot(
             source=self.label,
@@ -194,6 +413,9 @@ class MempoolSource(HttpSource):
             tip_height=tip,
             blocks=blocks,
             history=self._history,
+            adjustments=self._adjustments,
+            window_30d_ago=self._window,
+            fee_history=self._fee_history,
         )
 
     async def _refresh_recent(self, tip: int) -> int:
