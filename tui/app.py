@@ -543,9 +543,9 @@ class MinertopApp(HangupGuard, App[int]):
                             price=view.price.usd if view.price else None,
                             hashprice=d.hashprice.usd_per_ph_day if d else None)
             if d is not None and (prev is None or prev.dashboard is not d):
-                self.main.query_one(HashratePane).show(d.hashrate)
+                self.main.query_one(HashratePane).show(d.hashrate, d)
                 self.main.query_one(DriftPane).show(d.drift)
-                self.main.query_one(RetargetPane).show(d.retarget)
+                self.main.query_one(RetargetPane).show(d.retarget, d)
                 blocks = self.main.query(BlocksPane)
                 if blocks and view.chain is not None:
                     blocks.first().show(view.chain)
