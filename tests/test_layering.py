@@ -18,7 +18,7 @@ PACKAGES = ("tui", "widgets")
 #: Pure computation: no I/O, no Textual, no clients, no simulator, no faces.
 PURE = {"tui.chain", "tui.network", "tui.stats", "tui.economics", "tui.site", "tui.alerts",
         "tui.dashboard", "tui.model", "tui.history", "tui.safe", "tui.wire", "tui.fleet",
-        "tui.fmt", "tui.glyphs", "tui.curtail", "tui.squeeze"}
+        "tui.fmt", "tui.glyphs", "tui.curtail", "tui.squeeze", "tui.tariff"}
 IO_MODULES = {"httpx", "aiohttp", "asyncio", "socket", "sqlite3", "smtplib", "subprocess",
               "ssl", "http", "urllib.request", "textual", "rich", "threading", "select"}
 #: The engine and every headless face: never Textual.

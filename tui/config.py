@@ -7,8 +7,10 @@ expected, e.g.::
 
     ~/.config/minertop/config.toml:14: rigs[2].port: expected an integer 1–65535, got "abc"
 
-``rigs[N]`` / ``scans[N]`` count from 0 in file order.  All problems found are reported (one a
-line), not just the first.  No Textual here.
+``rigs[N]`` / ``scans[N]`` / ``site.tariff[N]`` count from 0 in file order.  All problems
+found are reported (one a line), not just the first.  The power price (``[site] timezone``,
+``[[site.tariff]]``, ``[site.power_feed]``) is described in :mod:`tui.tariff`.  No Textual
+here.
 """
 
 from __future__ import annotations
@@ -38,6 +40,23 @@ from tui.notify import (
     SEVERITIES,
     NotifyConfig,
     NotifyKind,
+)
+from tui.tariff import (
+    POWER_UNITS,
+    PowerFeedConfig,
+    PowerPriceSnapshot,
+    PriceNow,
+    Tariff,
+    TariffPeriod,
+    ZoneError,
+    feed_is_fresh,
+    format_hours,
+    load_zone,
+    parse_days,
+    parse_hours,
+    parse_path,
+    periods_overlaps,
+    tariff_now,
 )
 
 if sys.version_info >= (3, 11):
@@ -114,11 +133,32 @@ class SiteConfig:
     notify: tuple[NotifyConfig, ...] = ()
     #: ``[ui] theme``: the dashboard's Textual theme (None: the remembered one, or default)
     theme: str | None = None
+    #: ``[site] timezone``: the IANA zone the tariff's hours are in (None: the machine's)
+    timezone: str | None = None
+    #: ``[[site.tariff]]``: time-of-use periods over ``electricity_usd_kwh`` (None: flat)
+    tariff: Tariff | None = None
+    #: ``[site.power_feed]``: a live power price (None: none)
+    power_feed: PowerFeedConfig | None = None
 
-    def electricity_for(self, rig: RigConfig | None) -> float:
+    def electricity_for(self, rig: RigConfig | None, site_now: float | None = None) -> float:
+        """The rig's $/kWh: its own ``electricity_usd_kwh`` if set (it ignores the tariff
+        and the feed), else ``site_now`` (the site's price in force, :meth:`price_now`), else
+        the flat site price."""
         if rig is not None and rig.electricity_usd_kwh is not None:
             return rig.electricity_usd_kwh
-        return self.electricity_usd_kwh
+        return self.electricity_usd_kwh if site_now is None else site_now
+
+    def price_now(self, now: float, feed: PowerPriceSnapshot | None = None) -> PriceNow:
+        """The site's power price in force at ``now``: the feed's last price while fresh
+        (no older than ``power_feed.stale_after_s``), else the tariff's, else the flat one."""
+        fresh = self.power_feed is not None and feed_is_fresh(
+            feed, now, self.power_feed.stale_after_s)
+        return tariff_now(
+            self.tariff if self.tariff is not None else self.electricity_usd_kwh,
+            feed.usd_kwh if feed is not None else None,
+            fresh,
+            now,
+        )
 
     def overhead_for(self, rig: RigConfig | None) -> float:
         if rig is not None and rig.overhead_usd_day is not None:
@@ -550,7 +590,11 @@ def _host_problem(v: str) -> str:
     return base
 
 
-_SITE_KEYS = ("name", "electricity_usd_kwh", "pool_fee_pct", "overhead_usd_day")
+_SITE_KEYS = ("name", "electricity_usd_kwh", "pool_fee_pct", "overhead_usd_day", "timezone",
+              "tariff", "power_feed")
+_TARIFF_KEYS = ("days", "hours", "usd_kwh", "name")
+_POWER_FEED_KEYS = ("url", "path", "unit", "interval_s", "token_env")
+MAX_TARIFF_PERIODS = 100
 _POLL_KEYS = ("interval_s", "timeout_s", "concurrency", "retries", "stuck_after_s")
 _RIG_KEYS = (
     "name",
@@ -638,6 +682,11 @@ def _validate(
         "overhead_usd_day",
         lambda p, v: c.number(p, v, 0, MAX_OVERHEAD, unit="$/day per rig"),
         0.0,
+    )
+    tz = _get(c, sp, site, "timezone", lambda p, v: _check_timezone(c, p, v), None)
+    periods = _tariff_periods(c, sp + ("tariff",), site["tariff"]) if "tariff" in site else ()
+    power_feed = _get(
+        c, sp, site, "power_feed", lambda p, v: _check_power_feed(c, p, v, environ), None
     )
 
     # [poll]
@@ -876,6 +925,7 @@ def _validate(
             c.err(parts, why or str(e))
     if c.issues or elec is None or None in (name, fee, overhead):
         return None
+    tariff = Tariff(periods, elec, tz) if periods else None
     return SiteConfig(
         name=name,
         electricity_usd_kwh=elec,
@@ -890,7 +940,142 @@ def _validate(
         alerts=alerts,
         notify=notify,
         theme=theme,
+        timezone=tz,
+        tariff=tariff,
+        power_feed=power_feed,
     )
+
+
+# --------------------------------------------------------------------------- the power price
+
+_DAYS_EXPECTED = 'expected days like "mon-fri", "sat,sun", "mon,wed-fri" or "all"'
+_HOURS_EXPECTED = 'expected "start-end" local hours like "14-20", "22-6" or "9:30-17:15" (0–24)'
+
+
+def _check_timezone(c: _Checker, path: KeyPath, v: object) -> str | None:
+    name = c.string(path, v, max_len=64)
+    if name is None:
+        return None
+    try:
+        load_zone(name)
+    except ZoneError as e:
+        if e.no_database:
+            c.err(path, str(e))
+        else:
+            hint = f' (did you mean "{e.suggestion}"?)' if e.suggestion else ""
+            c.err(path, f'expected an IANA time zone name like "America/Chicago", '
+                        f"got {_show(v)}{hint}")
+        return None
+    return name
+
+
+def _check_days(c: _Checker, path: KeyPath, v: object) -> frozenset[int] | None:
+    text = ",".join(v) if isinstance(v, list) and v and all(
+        isinstance(x, str) for x in v) else v
+    if not isinstance(text, str):
+        c.err(path, f"{_DAYS_EXPECTED}, got {_show(v)}")
+        return None
+    try:
+        return parse_days(text)
+    except ValueError:
+        c.err(path, f"{_DAYS_EXPECTED}, got {_show(v)}")
+        return None
+
+
+def _check_hours(c: _Checker, path: KeyPath, v: object) -> tuple[float, float] | None:
+    if not isinstance(v, str):
+        c.err(path, f"{_HOURS_EXPECTED}, got {_show(v)}")
+        return None
+    try:
+        return parse_hours(v)
+    except ValueError as e:
+        why = "" if str(e) == "not hours like 14-20" else f": {e}"
+        c.err(path, f"{_HOURS_EXPECTED}, got {_show(v)}{why}")
+        return None
+
+
+def _tariff_periods(c: _Checker, tp: KeyPath, v: object) -> tuple[TariffPeriod, ...]:
+    """``[[site.tariff]]``: the periods (overlaps are errors: a price is never ambiguous)."""
+    if not isinstance(v, list):
+        hint = " (write [[site.tariff]], with double brackets)" if isinstance(v, dict) else ""
+        c.err(tp, f"expected an array of tables ([[site.tariff]] sections), got {_show(v)}"
+                  f"{hint}")
+        return ()
+    if len(v) > MAX_TARIFF_PERIODS:
+        c.err(tp, f"expected at most {MAX_TARIFF_PERIODS} periods, got {len(v)}")
+        return ()
+    found: list[tuple[int, TariffPeriod]] = []
+    for i, item in enumerate(v):
+        ip = tp + (i,)
+        if not isinstance(item, dict):
+            c.err(ip, f"expected a table ([[site.tariff]]), got {_show(item)}")
+            continue
+        c.keys(ip, item, _TARIFF_KEYS, required=("hours", "usd_kwh"))
+        days = _get(c, ip, item, "days", lambda p, x: _check_days(c, p, x), frozenset(range(7)))
+        hours = _get(c, ip, item, "hours", lambda p, x: _check_hours(c, p, x), None)
+        price = _get(
+            c, ip, item, "usd_kwh",
+            lambda p, x: c.number(p, x, 0, MAX_ELECTRICITY, unit="$/kWh"), None,
+        )
+        pname = _get(c, ip, item, "name", lambda p, x: c.string(p, x, max_len=32), None)
+        if days is None or hours is None or price is None or ("name" in item and pname is None):
+            continue
+        found.append((i, TariffPeriod(days, hours[0], hours[1], price, pname)))
+    for a, b, where in periods_overlaps([p for _i, p in found]):
+        i, j = found[a][0], found[b][0]
+        line = c.line(tp + (i,))
+        other = f"site.tariff[{i}]" + (f" (line {line})" if line is not None else "")
+        c.err(
+            tp + (j,),
+            f"{format_hours(found[b][1].start_h, found[b][1].end_h)} overlaps {other} on "
+            f"{where}: periods must not overlap (a price would be ambiguous)",
+        )
+    return tuple(p for _i, p in found)
+
+
+def _check_feed_url(c: _Checker, path: KeyPath, v: object) -> str | None:
+    expected = 'expected an http:// or https:// URL like "https://prices.example.com/now"'
+    if not isinstance(v, str) or not v.strip():
+        c.err(path, f"{expected}, got {_show(v) if not isinstance(v, str) else 'nothing'}")
+        return None
+    problem = _url_problem(v.strip(), "power_feed")
+    if problem:
+        c.err(path, f"{expected}, but {problem} {_NOT_SHOWN}")
+        return None
+    return v.strip()
+
+
+def _check_json_path(c: _Checker, path: KeyPath, v: object) -> tuple[str, ...] | None:
+    expected = ('expected a dotted path into the JSON reply like "data.0.price" (keys, and '
+                "list indexes counting from 0; -1 is the last item)")
+    if not isinstance(v, str) or len(v) > 200 or any(ord(ch) < 32 for ch in v):
+        c.err(path, f"{expected}, got {_show(v)}")
+        return None
+    try:
+        return parse_path(v)
+    except ValueError as e:
+        c.err(path, f"{expected}, got {_show(v)}: {e}")
+        return None
+
+
+def _check_power_feed(
+    c: _Checker, fp: KeyPath, v: object, environ: Mapping[str, str]
+) -> PowerFeedConfig | None:
+    t = c.table(fp, v)
+    if t is None:
+        return None
+    before = len(c.issues)
+    c.keys(fp, t, _POWER_FEED_KEYS, required=("url", "path", "unit"))
+    url = _get(c, fp, t, "url", lambda p, x: _check_feed_url(c, p, x), None)
+    jpath = _get(c, fp, t, "path", lambda p, x: _check_json_path(c, p, x), None)
+    unit = _get(c, fp, t, "unit", lambda p, x: c.choice(p, x, POWER_UNITS), None)
+    interval = _get(
+        c, fp, t, "interval_s", lambda p, x: c.number(p, x, 10, 86_400, unit="s"), 300.0
+    )
+    token_env = _get(c, fp, t, "token_env", lambda p, x: _check_env(c, p, x, environ), None)
+    if len(c.issues) > before or None in (url, jpath, unit, interval):
+        return None
+    return PowerFeedConfig(url, jpath, unit, interval, token_env)
 
 
 def _check_cidr(c: _Checker, path: KeyPath, v: object) -> str | None:
@@ -1540,6 +1725,38 @@ name = "Texas-A"
 electricity_usd_kwh = 0.06   # what you pay for power, US$ per kWh (0–10)
 pool_fee_pct = 2.0           # pool fee, % of gross revenue (0–100; default 0)
 overhead_usd_day = 0.0       # optional hosting/opex per rig, US$ per day (default 0)
+
+# Time-of-use pricing and a live price feed (both optional).  [[site.tariff]] periods are in
+# the site's local wall-clock time (timezone: an IANA name; default this machine's zone), so
+# "14-20" is 14:00-20:00 on the clock on both sides of a DST change; outside every period
+# electricity_usd_kwh applies.  days: "mon-fri", "sat,sun", "mon,wed-fri", "fri-mon", "all".
+# hours: [start, end) in local hours 0-24, "14-20" or "9:30-17:15"; "22-6" runs across
+# midnight and belongs to the day it starts on (days = "fri" is Friday 22:00 to Saturday
+# 06:00).  Periods must not overlap.  A [site.power_feed] is polled every interval_s: while
+# its last price is fresh (at most 3 intervals old) it wins over the tariff; when it is
+# stale or failing, the tariff (or the flat price) applies.  The price in force now drives
+# margins and break-even.  A rig with its own electricity_usd_kwh always pays that price: it
+# ignores the tariff and the feed.
+# timezone = "America/Chicago"
+#
+# [[site.tariff]]
+# name = "peak"                       # optional label for the dashboard
+# days = "mon-fri"
+# hours = "14-20"
+# usd_kwh = 0.19
+#
+# [[site.tariff]]
+# name = "night"
+# days = "all"
+# hours = "22-6"
+# usd_kwh = 0.045
+#
+# [site.power_feed]
+# url = "https://prices.example.com/ercot/hb_north"  # http(s); `minertop sim` serves one
+# path = "data.0.price"               # dotted path into the JSON reply: keys, list indexes
+# unit = "usd_mwh"                    # "usd_mwh" ($/MWh, divided by 1000) or "usd_kwh"
+# interval_s = 300                    # seconds between polls (10-86400; default 300)
+# # token_env = "MINERTOP_POWER_TOKEN"  # sent as "Authorization: Bearer <its value>"
 
 # How rigs are polled (these are the defaults; the whole table is optional).
 [poll]

@@ -2,7 +2,8 @@
 
 ``await start_sim()`` builds a :class:`~tui.sim.world.SimChain` and serves it through the
 same protocols as the real world: mempool.space's REST API and a bitcoind-style JSON-RPC
-endpoint with cookie authentication.  Both servers run in the caller's asyncio loop and
+endpoint with cookie authentication, plus a wholesale power price feed
+(:mod:`tui.sim.power`, ``sim.power_url``).  The servers run in the caller's asyncio loop and
 answer from memory, so the app can poll them in-process.  ``minertop sim --rigs demo|N``
 also (or, with ``--no-chain``, only) serves a site of simulated rigs, each on its own
 loopback address (:mod:`tui.sim.rigs`).  No Textual import anywhere here.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from tui.sim.http import FAULT_MODES, Faults, HttpServer, check_loopback
 from tui.sim.mempool_api import MempoolApi
+from tui.sim.power import POWER_PATH, PowerApi
 from tui.sim.rpc_api import RpcApi
 from tui.sim.world import SCENARIOS, Scenario, SimBlock, SimChain, get_scenario
 
@@ -47,7 +49,7 @@ __all__ = [
 
 
 class Sim:
-    """A running simulator: the chain and its two servers (see :func:`start_sim`)."""
+    """A running simulator: the chain and its servers (see :func:`start_sim`)."""
 
     def __init__(
         self,
@@ -57,8 +59,10 @@ class Sim:
         rpc_api: RpcApi,
         datadir: Path,
         temp_datadir: bool,
+        power_server: HttpServer | None = None,
     ) -> None:
         self.chain = chain
+        self.power_server = power_server
         self.mempool_server = mempool_server
         self.rpc_server = rpc_server
         self.rpc_api = rpc_api
@@ -75,16 +79,24 @@ class Sim:
         return self.rpc_server.url
 
     @property
+    def power_url(self) -> str | None:
+        """The power price feed's URL (``[site.power_feed] url``; read ``data.0.price`` in
+        ``usd_mwh``), or None when it isn't served."""
+        return None if self.power_server is None else self.power_server.url + POWER_PATH
+
+    @property
     def cookie_path(self) -> Path:
         return self.rpc_api.cookie_path
 
     async def stop(self) -> None:
-        """Stop both servers; remove the cookie (and the datadir if it was temporary)."""
+        """Stop the servers; remove the cookie (and the datadir if it was temporary)."""
         if self.stopped:
             return
         self.stopped = True
         await self.mempool_server.stop()
         await self.rpc_server.stop()
+        if self.power_server is not None:
+            await self.power_server.stop()
         self.rpc_api.delete_cookie()
         if self._temp_datadir:
             shutil.rmtree(self.datadir, ignore_errors=True)
@@ -109,10 +121,12 @@ async def start_sim(
     rpc_password: str | None = None,
     prune_below: int | None = None,
     chain: SimChain | None = None,
+    power_port: int = 0,
 ) -> Sim:
     """Build the world and start serving it on ``host`` (loopback only; ``ValueError``).
 
-    Ports 0 are ephemeral (read the bound ones from ``sim.mempool_url``/``sim.rpc_url``).
+    Ports 0 are ephemeral (read the bound ones from ``sim.mempool_url``/``sim.rpc_url``/
+    ``sim.power_url``: the power price feed, priced by the chain's clock and seed).
     The RPC cookie is written to ``<datadir>/.cookie``; without ``datadir`` a temporary one
     is created and removed by :meth:`Sim.stop`.  ``chain``: serve an already built chain
     (then ``seed``, ``scenario`` and ``clock`` are the chain's own).
@@ -132,19 +146,24 @@ async def start_sim(
     )
     mempool_server = HttpServer(MempoolApi(chain), host=host, port=mempool_port, name="mempool")
     rpc_server = HttpServer(rpc_api, host=host, port=rpc_port, name="rpc")
+    power_server = HttpServer(
+        PowerApi(chain.clock, seed=chain.seed), host=host, port=power_port, name="power"
+    )
     try:
         path.mkdir(parents=True, exist_ok=True)
         rpc_api.write_cookie()
         await mempool_server.start()
         await rpc_server.start()
+        await power_server.start()
     except BaseException:
         await mempool_server.stop()
         await rpc_server.stop()
+        await power_server.stop()
         rpc_api.delete_cookie()
         if temp:
             shutil.rmtree(path, ignore_errors=True)
         raise
-    return Sim(chain, mempool_server, rpc_server, rpc_api, path, temp)
+    return Sim(chain, mempool_server, rpc_server, rpc_api, path, temp, power_server)
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -213,6 +232,12 @@ def _parser() -> argparse.ArgumentParser:
         help="port for the JSON-RPC endpoint (default 18443; 0 = ephemeral)",
     )
     p.add_argument(
+        "--power-port",
+        type=int,
+        default=0,
+        help="port for the power price feed (default 0 = ephemeral; its URL is printed)",
+    )
+    p.add_argument(
         "--datadir",
         default=None,
         help="where to write the RPC .cookie (default: a temporary directory)",
@@ -270,6 +295,7 @@ def run_sim_cli(argv: list[str]) -> int:
         for opt, port in (
             ("--mempool-port", args.mempool_port),
             ("--rpc-port", args.rpc_port),
+            ("--power-port", args.power_port),
             ("--rig-port", args.rig_port),
             ("--v3-port", args.v3_port),
         ):
@@ -389,6 +415,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 mempool_port=args.mempool_port,
                 rpc_port=args.rpc_port,
                 datadir=args.datadir,
+                power_port=args.power_port,
             )
         except OSError as e:
             print(
@@ -413,6 +440,8 @@ async def _serve(args: argparse.Namespace) -> int:
                 f"  mempool REST  {sim.mempool_url}\n"
                 f"  bitcoind RPC  {sim.rpc_url}\n"
                 f"  RPC cookie    {sim.cookie_path}\n"
+                f"  power price   {sim.power_url}  (US$/MWh: [site.power_feed] "
+                f'path = "data.0.price", unit = "usd_mwh")\n'
                 f"Try:\n"
                 f"  minertop --mempool {sim.mempool_url}\n"
                 f"  minertop --bitcoind {sim.rpc_url} --rpc-cookie {sim.cookie_path}",

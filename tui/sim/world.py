@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from tui.chain import (
     RETARGET_INTERVAL,
@@ -656,10 +657,10 @@ class SimChain:
             fees, tx_count, weight, size = 0, 1, 1_020 + int(u_weight * 400), 0
             size = weight // 4 + 30
         else:
-            fees = sc.fee_median_btc * 1e8 * math.exp(sc.fee_sigma * g_fee)
+            fee_sat = sc.fee_median_btc * 1e8 * math.exp(sc.fee_sigma * g_fee)
             if u_spike < sc.fee_spike_prob:
-                fees *= 3 + 9 * u_mult
-            fees = int(fees)
+                fee_sat *= 3 + 9 * u_mult
+            fees = int(fee_sat)
             tx_count = max(600, min(7_800, int(3_700 + 900 * g_tx)))
             if u_partial < 0.05:
                 weight = int(1_200_000 + u_weight * 2_700_000)
@@ -1029,7 +1030,7 @@ def block_pool(blk: SimBlock) -> tuple[int, str, str, str]:
     return pid, name, slug, tag
 
 
-def block_stats(blk: SimBlock) -> dict[str, object]:
+def block_stats(blk: SimBlock) -> dict[str, Any]:
     """Bitcoin Core's ``getblockstats`` for ``blk`` (all fields, Core's key order)."""
     rng = random.Random(blk.nonce ^ (blk.height << 32))
     n = blk.tx_count - 1  # non-coinbase transactions
