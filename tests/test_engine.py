@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import FakeClock
 from tests.fakes import Scripted, down, price, squeeze_snapshot
 from tui.config import RigConfig, SiteConfig
-from tui.engine import Engine, EngineView
+from tui.engine import Engine, EngineView, view_document
 from tui.model import RigReading
 from tui.sources.base import RateLimited
 from tui.sources.fleet import RigsSnapshot
@@ -475,3 +475,76 @@ async def test_rig_cycles_start_every_interval_however_long_a_cycle_takes() -> N
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert all(0.4 < g < 0.7 for g in gaps), gaps
     assert budgets[0] == 0.5
+
+
+async def test_the_site_uses_the_power_price_in_force_and_follows_the_tariff() -> None:
+    """A time-of-use tariff: the margins use the period's price, the view says when it
+    changes, and the engine recomputes at the boundary (not at the next poll)."""
+    import dataclasses
+
+    from tui.tariff import Tariff, TariffPeriod
+
+    clock = FakeClock(1_769_000_000.0)  # Wed 21 Jan 2026 12:53:20 UTC
+    site, readings = a_site()
+    peak = TariffPeriod(frozenset(range(7)), 13.0, 14.0, 0.19, "peak")
+    site = dataclasses.replace(site, tariff=Tariff((peak,), 0.06, "UTC"), timezone="UTC")
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW)]), Scripted("p", [price()])),
+                 rig_source=FakeRigs(site, readings), clock=clock)  # type: ignore[arg-type]
+    await eng.start()
+    try:
+        await until(lambda: eng.site_view is not None and eng.site_view.totals.margin_usd_day
+                    is not None)
+        v = eng.site_view
+        assert v is not None and v.power is not None
+        assert (v.power.usd_kwh, v.power.source) == (0.06, "tariff")
+        assert v.power.next_change_unix == 1_769_000_400.0  # 13:00 UTC
+        assert (v.power.next_usd_kwh, v.power.next_label) == (0.19, "Wed 13:00")
+        row = v.rows[0]
+        assert row.electricity_usd_kwh == 0.06
+        cost_before = row.cost
+        # the peak begins: the recompute loop notices within a second
+        clock.advance(401)
+        await until(lambda: eng.site_view is not None and eng.site_view.power is not None
+                    and eng.site_view.power.usd_kwh == 0.19, timeout=5)
+        row = eng.site_view.rows[0]  # type: ignore[union-attr]
+        assert row.electricity_usd_kwh == 0.19 and row.cost is not None
+        assert cost_before is not None and row.cost > cost_before
+        assert eng.site_view.power.next_usd_kwh == 0.06  # type: ignore[union-attr]
+        doc = view_document(eng.publish())
+        assert doc is not None
+        assert doc["site"]["electricity_usd_kwh_now"] == 0.19
+        assert doc["site"]["electricity_source"] == "tariff"
+        assert doc["site"]["electricity_next_change_unix"] == 1_769_004_000.0  # 14:00
+    finally:
+        await eng.stop()
+
+
+async def test_a_fresh_power_feed_wins_and_a_stale_one_falls_back_to_the_tariff() -> None:
+    import dataclasses
+
+    from tui.tariff import PowerFeedConfig, PowerPriceSnapshot, Tariff, TariffPeriod
+
+    clock = FakeClock(1_769_000_000.0)
+    site, readings = a_site()
+    peak = TariffPeriod(frozenset(range(7)), 0.0, 24.0, 0.08, "all day")
+    feed = PowerFeedConfig("http://127.0.0.1:1/p", ("data", "0", "price"), "usd_mwh", 60)
+    site = dataclasses.replace(site, tariff=Tariff((peak,), 0.06, "UTC"), timezone="UTC",
+                               power_feed=feed)
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW)]), Scripted("p", [price()])),
+                 rig_source=FakeRigs(site, readings), clock=clock)  # type: ignore[arg-type]
+    eng.site = site
+    eng.power_feed = PowerPriceSnapshot(0.0421, clock.now, "sim")
+    now = clock.now
+    p = eng.power_now(now)
+    assert p is not None and (p.usd_kwh, p.source, p.next_change_unix) == (0.0421, "feed", None)
+    # three missed polls (3 × 60 s) later the feed is stale: the tariff's price applies
+    p = eng.power_now(now + 181)
+    assert p is not None and (p.usd_kwh, p.source) == (0.08, "tariff")
+    await eng.start()
+    try:
+        assert "power" in eng.pollers  # the feed is polled like every source
+        assert eng.pollers["power"].interval == 60
+    finally:
+        await eng.stop()

@@ -653,7 +653,8 @@ class MinertopApp(HangupGuard, App[int]):
         pw = view.site.power if view is not None and view.site is not None else None
         if pw is not None:
             return curtail_plan(rows, usd_kwh_now=pw.usd_kwh, usd_kwh_next=pw.next_usd_kwh,
-                                next_change_unix=pw.next_change_unix)
+                                next_change_unix=pw.next_change_unix,
+                                next_label=pw.next_label)
         flat = self.spec.site.electricity_usd_kwh if self.spec.site is not None else None
         return curtail_plan(rows, usd_kwh_now=flat, usd_kwh_next=None, next_change_unix=None)
 

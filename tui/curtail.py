@@ -52,6 +52,7 @@ class CurtailPlan:
     usd_kwh_next: float | None  #: the site's price from ``next_change_unix`` (None: none)
     next_change_unix: float | None
     rows: tuple[CurtailRow, ...]  #: worst operating margin first
+    next_label: str | None = None  #: the next change in the site's local time, "Mon 14:00"
 
     @property
     def losing_now(self) -> tuple[CurtailRow, ...]:
@@ -82,7 +83,7 @@ def power_cost(power_w: float, usd_kwh: float) -> float:
 
 
 def plan(rows: Sequence[RigRow], *, usd_kwh_now: float | None, usd_kwh_next: float | None,
-         next_change_unix: float | None) -> CurtailPlan:
+         next_change_unix: float | None, next_label: str | None = None) -> CurtailPlan:
     """Rank the rigs that draw power by their operating margin at the price in force."""
     out: list[CurtailRow] = []
     for r in rows:
@@ -101,4 +102,4 @@ def plan(rows: Sequence[RigRow], *, usd_kwh_now: float | None, usd_kwh_next: flo
                               r.power_estimated, now_price, margin_now, next_price,
                               margin_next))
     out.sort(key=lambda c: (c.margin_now, c.name))
-    return CurtailPlan(usd_kwh_now, usd_kwh_next, next_change_unix, tuple(out))
+    return CurtailPlan(usd_kwh_now, usd_kwh_next, next_change_unix, tuple(out), next_label)

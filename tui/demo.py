@@ -23,6 +23,22 @@ DEMO_SITE_NAME = "Texas-A"
 DEMO_ELECTRICITY = 0.06
 DEMO_POOL_FEE = 2.0
 DEMO_OVERHEAD = 0.30
+#: The demo site's power contract: an ERCOT-style time-of-use tariff in Texas time over
+#: the flat $0.06/kWh: a weekday afternoon peak and cheap nights.
+DEMO_TIMEZONE = "America/Chicago"
+DEMO_TARIFF = ((frozenset(range(5)), 14.0, 20.0, 0.11, "peak"),
+               (frozenset(range(7)), 0.0, 6.0, 0.045, "night"))
+
+
+def demo_tariff() -> Any:
+    """The demo's :class:`~tui.tariff.Tariff` (the machine's zone if it has no tz data)."""
+    from tui.tariff import Tariff, TariffPeriod, ZoneError
+
+    periods = [TariffPeriod(d, a, b, p, n) for d, a, b, p, n in DEMO_TARIFF]
+    try:
+        return Tariff(periods, DEMO_ELECTRICITY, DEMO_TIMEZONE)
+    except ZoneError:
+        return Tariff(periods, DEMO_ELECTRICITY, None)
 
 
 @dataclass
@@ -66,8 +82,10 @@ async def start_demo_site(seed: int = 2026, clock: Callable[[], float] = time.ti
         rigs.append(RigConfig(name=t.rig_id, host=t.host, port=t.port,
                               kind=t.kind,  # type: ignore[arg-type]
                               overhead_usd_day=0.0 if bitaxe else None))
+    tariff = demo_tariff()
     site = SiteConfig(name=DEMO_SITE_NAME, electricity_usd_kwh=DEMO_ELECTRICITY,
                       pool_fee_pct=DEMO_POOL_FEE, overhead_usd_day=DEMO_OVERHEAD,
+                      tariff=tariff, timezone=tariff.tz,
                       rigs=tuple(rigs), scans=())
     return sim, site
 

@@ -42,12 +42,13 @@ from tui.config import SiteConfig
 from tui.dashboard import Dashboard, compute
 from tui.history import RigHistory, Sample
 from tui.model import ChainSnapshot, ChainSource, PriceSnapshot, PriceSource, RigReading
-from tui.site import SiteView, compute_site, rig_input
+from tui.site import PowerNow, SiteView, compute_site, rig_input
 from tui.sources.base import SourceError
 from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
 from tui.sources.rigs import RigFleet
 from tui.spec import SourceSpec, make_sources
+from tui.tariff import PowerPriceSnapshot
 from tui.wire import WIRE_VERSION
 
 log = logging.getLogger("minertop")
@@ -215,6 +216,9 @@ class Engine:
         self.source_label = "—"
         self.chain: ChainSnapshot | None = None
         self.price: PriceSnapshot | None = None
+        #: the site's live power price (``[site.power_feed]``), None: none read yet
+        self.power_feed: PowerPriceSnapshot | None = None
+        self._power_next: float | None = None  #: when the tariff's price changes next
         self.dashboard: Dashboard | None = None
         self.site_view: SiteView | None = None
         self.fleet: RigFleet | None = None
@@ -405,6 +409,11 @@ class Engine:
             source = RigSource(site, clock=self.clock, threaded=self._threaded_rigs)
         source.on_partial = self._on_partial
         self.pollers["rigs"] = self._poller("rigs", source, site.poll.interval_s)
+        if site.power_feed is not None and "power" not in self.pollers:
+            from tui.sources.power_feed import PowerFeedSource
+
+            feed = PowerFeedSource(site.power_feed, clock=self.clock)
+            self.pollers["power"] = self._poller("power", feed, site.power_feed.interval_s)
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=f"minertop-{name}")
@@ -555,6 +564,10 @@ class Engine:
         elif isinstance(snap, PriceSnapshot):
             self.price = snap
             self.recompute()
+        elif isinstance(snap, PowerPriceSnapshot):
+            self.power_feed = snap
+            if self.fleet is not None and self.site is not None:
+                self.request_site()
         else:
             self.log.error("a source returned %s, not a snapshot", type(snap).__name__)
 
@@ -573,6 +586,12 @@ class Engine:
             if not self.paused and self.chain is not None and \
                     self.clock() - self._computed_at >= RECOMPUTE_EVERY_S:
                 self.recompute()
+            elif not self.paused and self._power_next is not None \
+                    and self.clock() >= self._power_next:
+                # a tariff period began: the margins change now, not at the next poll
+                self._power_next = None
+                if self.fleet is not None and self.site is not None:
+                    self.request_site()
 
     # ------------------------------------------------------------------ computing
     def recompute(self) -> None:
@@ -632,6 +651,22 @@ class Engine:
             else:
                 self.errors.pop("site", None)
 
+    def power_now(self, now: float) -> PowerNow | None:
+        """The site's power price in force at ``now`` (a fresh feed, else the tariff's
+        period, else the flat price) and, for a tariff, its next change."""
+        site = self.site
+        if site is None:
+            return None
+        pn = site.price_now(now, self.power_feed)
+        next_at = next_usd = None
+        label = None
+        if pn.source == "tariff" and site.tariff is not None:
+            nxt = site.tariff.next_price(now)
+            if nxt is not None:
+                next_at, next_usd = nxt
+                label = site.tariff.local(next_at).strftime("%a %H:%M")
+        return PowerNow(pn.usd_kwh, pn.source, next_at, next_usd, label)
+
     async def _refresh_site(self) -> None:
         fleet, site, catalog = self.fleet, self.site, self._catalog
         assert fleet is not None and site is not None and catalog is not None
@@ -660,11 +695,14 @@ class Engine:
                 await asyncio.sleep(0)
             inputs.append(rig_input(t, fleet, configured, now))
         d = self.dashboard
+        power = self.power_now(now)
+        self._power_next = power.next_change_unix if power is not None else None
         kwargs: dict[str, Any] = dict(
             site=site, catalog=catalog, hashprice=d.hashprice if d else None,
             price_usd=self.price.usd if self.price else None,
             retarget_change_pct=(d.retarget.projection.difficulty_change
-                                 if d and d.retarget else None))
+                                 if d and d.retarget else None),
+            power=power)
         if len(inputs) > THREAD_ABOVE_RIGS:
             view = await asyncio.to_thread(compute_site, inputs, **kwargs)
         else:
@@ -790,6 +828,9 @@ async def run_once(spec: SourceSpec, *, clock: Callable[[], float] = time.time,
         await engine.start_sources_only()
         chain, price = engine.pollers["chain"], engine.pollers["price"]
         await asyncio.gather(engine._poll_once(chain), engine._poll_once(price))
+        power = engine.pollers.get("power")
+        if power is not None:
+            await engine._poll_once(power)
         rigs = engine.pollers.get("rigs")
         if rigs is not None:
             src: RigSource = rigs.source

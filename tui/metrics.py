@@ -34,6 +34,9 @@ metric                                                 labels (besides ``site``)
 ``minertop_network_hashrate_hashes_per_second``        ``window`` = 1d, 3d, 7d
 ``minertop_network_difficulty``
 ``minertop_hashprice_usd_per_phs_day``
+``minertop_hashprice_after_retarget_usd_per_phs_day``
+``minertop_network_revenue_usd_per_day``
+``minertop_site_power_price_usd_per_kwh``
 ``minertop_btc_price_usd``
 ``minertop_retarget_blocks_remaining``
 ``minertop_retarget_projected_change_ratio``           −0.139 = a 13.9 % cut
@@ -131,6 +134,13 @@ class ViewCollector(Collector):
         yield _one("minertop_hashprice_usd_per_phs_day",
                    "Expected revenue of 1 PH/s for one day, USD.", s,
                    d.hashprice.usd_per_ph_day)
+        yield _one("minertop_hashprice_after_retarget_usd_per_phs_day",
+                   "The hashprice once the projected retarget applies, USD.", s,
+                   d.hashprice_after_retarget_usd)
+        yield _one("minertop_network_revenue_usd_per_day",
+                   "What all miners together earn per day (subsidy + fees of the last 144 "
+                   "blocks at their pace), USD.", s,
+                   d.revenue.usd_day if d.revenue else None)
         yield _one("minertop_btc_price_usd", "BTC price, USD.", s,
                    d.price.usd if d.price else None)
         rt = d.retarget
@@ -220,6 +230,9 @@ class ViewCollector(Collector):
         yield _one("minertop_site_production_cost_usd_per_btc",
                    "Total cost per day over BTC earned per day: the cost of one BTC.", s,
                    t.production_cost_usd_per_btc)
+        yield _one("minertop_site_power_price_usd_per_kwh",
+                   "The site's power price in force now (feed, tariff period or flat).", s,
+                   view.power.usd_kwh if view.power else None)
 
 
 def _one(name: str, doc: str, site: str, value: float | None) -> GaugeMetricFamily:

@@ -121,6 +121,7 @@ class PowerNow:
     source: str  #: "feed" (a live price), "tariff" (a time-of-use period) or "flat"
     next_change_unix: float | None = None  #: None: no change known ahead
     next_usd_kwh: float | None = None
+    next_label: str | None = None  #: the next change in the site's local time, "Mon 14:00"
 
 
 @dataclass(frozen=True)
@@ -149,25 +150,34 @@ class SiteView:
         parts.append(f"margin {_usd(t.margin_usd_day)}/day")
         if t.margin_after_retarget_usd_day is not None:
             parts.append(f"after RT {_usd(t.margin_after_retarget_usd_day)}")
+        price_full = price_short = None
         if self.power is not None and self.power.source != "flat":
             p = self.power
-            price = f"power ${p.usd_kwh:.3f}/kWh"
+            price_short = f"${p.usd_kwh:.3f}/kWh"
+            price_full = price_short
             if p.next_change_unix is not None and p.next_usd_kwh is not None:
-                when = time.strftime("%H:%M", time.localtime(p.next_change_unix))
-                price += f" → ${p.next_usd_kwh:.3f} at {when}"
-            parts.append(price)
+                when = p.next_label or time.strftime("%a %H:%M",
+                                                     time.localtime(p.next_change_unix))
+                price_full += f" → ${p.next_usd_kwh:.3f} {when}"
+            parts.append(price_full)
         if t.production_cost_usd_per_btc is not None:
             cost = f"cost/BTC ${t.production_cost_usd_per_btc:,.0f}"
             if self.price_usd:
                 cost += f" vs ${self.price_usd:,.0f}"
             parts.append(cost)
-        # Drop the least important parts until the title fits its border: the production
-        # cost against the price is the squeeze in one number, so it goes last.
-        optional = [p for p in parts if p.startswith(("cost/BTC", "after RT", "power "))]
-        # dropped first: after RT, then the price's next change, then cost/BTC
-        optional.sort(key=lambda p: (p.startswith("power "), p.startswith("after RT")))
-        while len(" · ".join(parts)) > width - 6 and optional:
-            parts.remove(optional.pop())
+        # Shorten until the title fits its border, least telling first: the margin after the
+        # retarget, the production cost against the price, the power price's next change,
+        # the power price in force (the margins depend on it).
+        def fits() -> bool:
+            return len(" · ".join(parts)) <= width - 6
+
+        for part in [x for x in parts if x.startswith(("after RT", "cost/BTC"))]:
+            if not fits():
+                parts.remove(part)
+        if not fits() and price_full is not None and price_full != price_short:
+            parts[parts.index(price_full)] = price_short or ""
+        if not fits() and price_short is not None and price_short in parts:
+            parts.remove(price_short)
         return " · ".join(parts)
 
 

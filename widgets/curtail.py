@@ -41,7 +41,7 @@ def curtail_table(p: CurtailPlan, now: float) -> Table:
     head.append("Power price now ", style="bold")
     head.append(_price(p.usd_kwh_now))
     if p.usd_kwh_next is not None and p.next_change_unix is not None:
-        when = time.strftime("%a %H:%M", time.localtime(p.next_change_unix))
+        when = p.next_label or time.strftime("%a %H:%M", time.localtime(p.next_change_unix))
         head.append(f" · from {when} (in {fmt_duration(p.next_change_unix - now, short=True)})"
                     f" {_price(p.usd_kwh_next)}")
     grid.add_row(head)

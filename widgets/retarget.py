@@ -95,11 +95,15 @@ class RetargetPane(Pane):
             what = f"largest {ls.direction}"
             phrase = (f"{what} in the history known (since {ls.date})" if ls.beyond_history
                       else f"{what} since {ls.date}")
-            if len(phrase) > width:
-                phrase = f"{what} since {time.strftime('%b %Y', time.gmtime(ls.time))}"
+            for fmt in ("%b %Y", "%Y"):
+                if len(phrase) <= width:
+                    break
+                phrase = f"{what} since {time.strftime(fmt, time.gmtime(ls.time))}"
             add(2, (phrase, "bold yellow"))
         if self.hp_now is not None and self.hp_after is not None:
             hp = f"hashprice ${self.hp_now:,.1f} → ${self.hp_after:,.1f}"
+            if len(hp) > width:
+                hp = f"hp ${self.hp_now:,.1f} → ${self.hp_after:,.1f}"
             add(3, (hp + (" after" if len(hp) + 6 <= width else ""), ""))
         add(6, (f"previous {fmt_pct(v.previous_change_pct, 2)}", "dim"))
         room = max(1, self.content_size.height or len(lines))
@@ -108,6 +112,8 @@ class RetargetPane(Pane):
             shown = [lines[i][1] for i in sorted(keep)]
         else:
             shown = [line for _, line in lines]
+        for line in shown:
+            line.truncate(width, overflow="ellipsis")
         t = Text("\n").join(shown)
         rows = room - len(shown) - 2
         if rows >= 3 and self.history:
@@ -132,4 +138,7 @@ class RetargetPane(Pane):
                 n = max(1, round(abs(a.change_pct) / biggest * bar_w))
                 t.append(" " + ("▇" * n), style="green" if a.change_pct < 0 else "red")
             t.append("\n")
-        return t
+        lines = t.split("\n")
+        for line in lines:
+            line.truncate(width, overflow="ellipsis")
+        return Text("\n").join(lines)
