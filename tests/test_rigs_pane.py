@@ -263,3 +263,21 @@ async def test_no_color_cursor_row_is_reversed(monkeypatch) -> None:  # type: ig
         other = table.render_line(2 + table.cursor_row)
         assert all(s.style is not None and s.style.reverse for s in cursor_line if s.text.strip())
         assert not any(s.style is not None and s.style.reverse for s in other)
+
+
+async def test_site_totals_in_the_title_follow_every_completed_cycle() -> None:
+    """The totals are one line: each completed cycle shows its own (before, a 180 TH/s swing
+    could stay invisible for up to a minute); an early batch only when a status changes."""
+    app = PaneApp()
+    async with app.run_test(size=(200, 30)) as pilot:
+        pane = app.query_one(RigsPane)
+        rows = [row("a-01", 1.0), row("a-02", 2.0)]
+        pane.show(rows, "Rigs · test · 6.84 PH/s")
+        await pilot.pause()
+        pane.show(rows, "Rigs · test · 6.66 PH/s")  # the next cycle: a 180 TH/s swing
+        assert "6.66 PH/s" in str(pane.border_title)
+        pane.show(rows, "Rigs · test · 6.70 PH/s", complete=False)  # an early batch
+        assert "6.66 PH/s" in str(pane.border_title)
+        rows[1] = replace(rows[1], status="offline", margin=None)
+        pane.show(rows, "Rigs · test · 6.50 PH/s · 1 ✗", complete=False)
+        assert "1 ✗" in str(pane.border_title)  # a status change shows at once

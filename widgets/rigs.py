@@ -463,8 +463,6 @@ class RigsPane(SortFilter, Vertical):
     RigsPane.-filtering > Input { display: block; }
     """
 
-    #: Seconds between title updates when only the totals moved (see :meth:`show`).
-    TITLE_EVERY_S = 60.0
     #: Seconds between re-sorts when only values in the sort column drifted.
     RESORT_EVERY_S = 60.0
 
@@ -502,9 +500,9 @@ class RigsPane(SortFilter, Vertical):
 
         The order changes at once when rigs come, go or change status; values that merely
         drift (margins move by cents every poll) re-sort at most once a minute, so rows don't
-        jump under the cursor.  A new border title repaints the whole pane; the totals in it
-        move a little with every poll, so they are refreshed once a minute too, and at once
-        when a rig changes status or a cycle completes after early batches.
+        jump under the cursor.  The site totals in the border title are those of the last
+        completed poll cycle (an early batch changes them only when a rig changes status):
+        a new title repaints the pane's border, once per cycle.
         """
         old = self._rows
         self._rows = {r.rig_id: r for r in rows}
@@ -516,8 +514,7 @@ class RigsPane(SortFilter, Vertical):
         statuses = {k: r.status for k, r in self._rows.items()}
         now = time.monotonic()
         if (statuses != self._title_statuses or self._title_at is None
-                or (complete and self._title_partial)
-                or now - self._title_at >= self.TITLE_EVERY_S):
+                or complete):
             set_border(self, title=title)  # plain text: the site name comes from the config
             self._title_statuses = statuses
             self._title_at = now
