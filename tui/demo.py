@@ -34,7 +34,7 @@ def demo_tariff() -> Any:
     """The demo's :class:`~tui.tariff.Tariff` (the machine's zone if it has no tz data)."""
     from tui.tariff import Tariff, TariffPeriod, ZoneError
 
-    periods = [TariffPeriod(d, a, b, p, n) for d, a, b, p, n in DEMO_TARIFF]
+    periods = tuple(TariffPeriod(d, a, b, p, n) for d, a, b, p, n in DEMO_TARIFF)
     try:
         return Tariff(periods, DEMO_ELECTRICITY, DEMO_TIMEZONE)
     except ZoneError:
