@@ -481,7 +481,9 @@ async def test_fleet_json_and_text(stack: Stack) -> None:
         await src.aclose()
     doc = fleet_json(snap)
     json.dumps(doc, allow_nan=False)
-    assert list(doc) == ["source", "time_unix", "network", "sites"]
+    assert list(doc) == ["schema_version", "minertop_version", "source", "time_unix",
+                         "network", "sites"]
+    assert doc["schema_version"] == 1
     assert doc["source"] == f"prometheus {urlsplit(stack.url).netloc}"
     assert doc["time_unix"] == int(snap.fetched_at)
     assert [s["site"] for s in doc["sites"]] == ["alpha", "bravo"]

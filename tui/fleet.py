@@ -136,9 +136,18 @@ def _network_json(n: FleetNetwork) -> dict[str, Any]:
     }
 
 
+#: The fleet document's format (``--prometheus URL --once --json``), major version.
+FLEET_SCHEMA_VERSION = 1
+
+
 def fleet_json(snapshot: FleetSnapshot) -> dict[str, Any]:
-    """The fleet ``--once --json`` document: every site's totals and the network."""
+    """The fleet ``--once --json`` document: every site's totals and the network.  Like the
+    site document it carries its format's major version (fields are only added within it)."""
+    from tui import __version__
+
     return {
+        "schema_version": FLEET_SCHEMA_VERSION,
+        "minertop_version": __version__,
         "source": snapshot.source,
         "time_unix": int(snapshot.fetched_at),
         "network": None if snapshot.network is None else _network_json(snapshot.network),
