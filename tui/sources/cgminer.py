@@ -67,6 +67,7 @@ __all__ = [
     "query",
     "read_cgminer",
     "reading_from_sections",
+    "rig_exchange",
     "split_multi",
     "timeout_error",
     "within_deadline",
@@ -1285,10 +1286,16 @@ async def read_cgminer(
     "rig reports error: ...").  Pass the same ``profile`` on every poll of a rig.
     """
     prof = profile if profile is not None else RigProfile()
+    return await rig_exchange(timeout, _read(host, port, rig_id or f"{host}:{port}", clock,
+                                             prof))
+
+
+async def rig_exchange(timeout: float, coro: Coroutine[Any, Any, _T]) -> _T:
+    """One exchange with a rig within ``timeout`` s: a timeout or a socket error becomes
+    the one-line :class:`RigError` every rig reader raises ("timed out after 3 s",
+    "connection refused"...)."""
     try:
-        return await within_deadline(
-            timeout, _read(host, port, rig_id or f"{host}:{port}", clock, prof)
-        )
+        return await within_deadline(timeout, coro)
     except asyncio.TimeoutError:
         raise timeout_error(timeout) from None
     except RigError:

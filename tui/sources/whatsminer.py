@@ -50,7 +50,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.model import Hashboard, RigReading
-from tui.sources.cgminer import RigError, describe_os_error, timeout_error, within_deadline
+from tui.sources.cgminer import (
+    RigError,
+    describe_os_error,
+    rig_exchange,
+    within_deadline,
+)
 
 __all__ = [
     "DEFAULT_PORT",
@@ -585,16 +590,8 @@ async def read_whatsminer_v3(
     ...").  Pass the same ``profile`` on every poll of a rig.
     """
     prof = profile if profile is not None else V3Profile()
-    try:
-        return await within_deadline(
-            timeout, _read(host, port, rig_id or f"{host}:{port}", clock, prof)
-        )
-    except asyncio.TimeoutError:
-        raise timeout_error(timeout) from None
-    except RigError:
-        raise
-    except OSError as e:
-        raise describe_os_error(e) from None
+    return await rig_exchange(timeout, _read(host, port, rig_id or f"{host}:{port}", clock,
+                                             prof))
 
 
 async def identify_v3(
