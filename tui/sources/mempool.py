@@ -33,6 +33,7 @@ or a broken reply leaves the part empty or at its last value, a one-line message
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -342,6 +343,16 @@ class MempoolSource(HttpSource):
         for h in [h for h in self._wblocks if h < end - 144 or h > tip]:
             del self._wblocks[h]
 
+    async def _history_step(self) -> None:
+        try:
+            await self._fetch_history()
+        except RateLimited:
+            raise
+        except SourceError:
+            # The history is optional: a broken mining endpoint must not make the chain
+            # panes stale.  Keep the last history and try again in a few minutes.
+            self._history_at = self._now() - HISTORY_REFRESH_S + HISTORY_RETRY_S
+
     async def _optional(
         self, part: str, step: Awaitable[None], on_error: Callable[[float], None]
     ) -> None:
@@ -381,31 +392,32 @@ class MempoolSource(HttpSource):
                 missing = self._missing(tip)
             self._evict(tip)
             self._tip = tip
+        # The optional parts (hashrate history, fee history, adjustments, the window 30 days
+        # back) are independent: asked at once, so a first poll over a slow link waits for
+        # the longest of them, not for their sum.
+        steps: list[Awaitable[None]] = []
         if self._history_at is None or self._now() - self._history_at >= HISTORY_REFRESH_S:
-            try:
-                await self._fetch_history()
-            except RateLimited:
-                raise
-            except SourceError:
-                # The history is optional: a broken mining endpoint must not make the chain
-                # panes stale.  Keep the last history and try again in a few minutes.
-                self._history_at = self._now() - HISTORY_REFRESH_S + HISTORY_RETRY_S
+            steps.append(self._history_step())
         now = self._now()
         if self._fees_at is None or now - self._fees_at >= HISTORY_REFRESH_S:
             def fees_failed(t: float) -> None:
                 self._fees_at = t - HISTORY_REFRESH_S + HISTORY_RETRY_S
 
-            await self._optional("fees", self._fetch_fee_history(), fees_failed)
+            steps.append(self._optional("fees", self._fetch_fee_history(), fees_failed))
         if self._adjustments_due(tip):
             def adj_failed(t: float) -> None:
                 self._adj_retry_at = t + HISTORY_RETRY_S
 
-            await self._optional("adjustments", self._fetch_adjustments(), adj_failed)
+            steps.append(self._optional("adjustments", self._fetch_adjustments(), adj_failed))
 
         def window_failed(t: float) -> None:
             self._window_retry_at = t + HISTORY_RETRY_S
 
-        await self._optional("window", self._update_window(tip), window_failed)
+        steps.append(self._optional("window", self._update_window(tip), window_failed))
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        for r in results:  # a 429 fails the poll (the others have finished by now)
+            if isinstance(r, BaseException):
+                raise r
         blocks = tuple(self._cache[h].block for h in required_heights(tip))
         return ChainSnapshot(
             source=self.label,
