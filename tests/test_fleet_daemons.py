@@ -132,7 +132,10 @@ def test_the_fleet_view_has_each_daemons_own_numbers(fleet: dict) -> None:  # ty
     net = doc["network"]
     assert net["retarget"]["change_pct"] == pytest.approx(snap["retarget"]["change_pct"],
                                                           abs=0.01)
-    assert net["price_usd"] == snap["price_usd"] == 71_000
+    # the fleet view shows the daemons' own price; the simulator's walk starts at $71,000
+    # and moves every minute of wall time, so the value itself is only near it
+    assert net["price_usd"] == snap["price_usd"]
+    assert snap["price_usd"] == pytest.approx(71_000, rel=0.02)
     text = once(["--prometheus", fleet["url"], "--once"], fleet["tmp"])
     assert text.returncode == 0 and "north" in text.stdout and "south" in text.stdout
 

@@ -397,6 +397,9 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stack.url + "/-/ready", timeout=2).status_code == 200, log=log)
         for name in sites:
             stack.wait_up(name, 1.0)
+        # the dead target is scraped at its own offset: wait for its first failed scrape too
+        wait_for(f"up{{instance={stack.never_up!r}}} == 0",
+                 lambda: stack.up().get(stack.never_up) == 0.0, log=log)
         yield stack
     finally:
         proc.terminate()
