@@ -32,18 +32,21 @@ same model), which only that face polls: the site counts the polls of each probe
 poll cycles each face ran (the daemon's ``/healthz`` also says how many cycles it recorded).
 
 Every ``--every`` s it prints one line per sample: the elapsed time and, for each face, VmRSS
-(MB), its change since the previous sample and since the sample at which the history cap was
-reached, RssAnon (the heap: VmRSS less mapped files and shared memory), VmHWM (the peak), the
-poll cycles so far and the CPU used since the previous sample; then the machine's load.
+(MB), its change since the previous sample and since the sample at which its cap was reached
+(below), RssAnon (the heap: VmRSS less mapped files and shared memory), VmHWM (the peak), the
+poll cycles so far and the CPU used since the previous sample (the daemon: also ``db``, the
+MiB its history file uses); then the machine's load.
 
-The cap: the dashboard keeps each rig's session history in memory, ``MAX_SAMPLES`` = 720
+The caps.  The dashboard keeps each rig's session history in memory, ``MAX_SAMPLES`` = 720
 points (``tui/history.py``), one per completed poll cycle; after that the older half is
 thinned, so the history stops growing after 720 cycles, i.e. about 720 x ``--interval`` s
 (60 min at 5 s, 12 min at 1 s), later when cycles run long (the cycles column says).  The
-daemon keeps no rig history in memory (``session_history=False``: it is in SQLite); its
-"cap" is the same 720-cycle mark, so both faces are judged over the same stretch of the run.
-The first sample at which a face has completed 720 cycles is its cap sample (marked
-``<- cap``).
+daemon keeps no rig history in memory (``session_history=False``: it is in SQLite), but its
+SQLite connection caches up to ``PRAGMA cache_size`` of pages (16,000 KiB in
+``tui/store.py``), and the pages of a growing file fill it: its cap is the first sample at
+which the history file uses that much (the ``db`` column: MiB of pages in use, WAL included,
+as a read-only reader sees them; about 30 bytes per rig reading, so some 1,800 cycles at 300
+rigs: 2.5 h at 5 s, 30 min at 1 s).  A face's cap sample is marked ``*`` and ``<- cap``.
 
 At the end (or on Ctrl-C): for each face, RSS at the first sample, at the cap and at the
 end, the peak, and the growth per hour after the cap: the least-squares slope of VmRSS (and
@@ -78,6 +81,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -109,6 +113,19 @@ CONCURRENCY = 256
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FACES = ("dashboard", "daemon")
 PROBES = {"dashboard": "probe-dashboard", "daemon": "probe-daemon"}
+
+
+def _store_cache_kib() -> int:
+    """The daemon's SQLite page cache, KiB: ``PRAGMA cache_size=-N`` in tui/store.py (a
+    per-connection setting, so it is read from the source; 16,000 when not found)."""
+    with contextlib.suppress(OSError):
+        m = re.search(r"cache_size\s*=\s*-(\d+)", (ROOT / "tui" / "store.py").read_text())
+        if m:
+            return int(m.group(1))
+    return 16000
+
+
+STORE_CACHE_MB = _store_cache_kib() / 1024  #: MiB of pages the daemon's writer keeps cached
 ANSI = re.compile(
     rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[PX^_].*?\x1b\\|\x1b\][^\x07]*(\x07|\x1b\\)|\x1b."
 )
@@ -248,6 +265,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def db_used_mb(db: Path) -> float:
+    """MiB of pages the history file uses (page_count - freelist, WAL included) as a
+    read-only reader sees them; NaN if it can't be read."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            page = con.execute("PRAGMA page_size").fetchone()[0]
+            count = con.execute("PRAGMA page_count").fetchone()[0]
+            free = con.execute("PRAGMA freelist_count").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return math.nan
+    return float((count - free) * page / 2**20)
 
 
 def healthz(url: str) -> dict[str, Any] | None:
@@ -454,6 +487,7 @@ class Sample:
     hwm: float
     cycles: int | None
     cpu_pct: float
+    db: float = math.nan  #: the daemon: MiB of pages in its history file
 
 
 @dataclass
@@ -461,7 +495,7 @@ class Face:
     name: str
     pid: int
     samples: list[Sample] = field(default_factory=list)
-    cap_index: int | None = None  #: the first sample with >= MAX_SAMPLES cycles
+    cap_index: int | None = None  #: the first sample at which the face's cap was reached
     cpu_last: float = math.nan
     t_last: float = 0.0
     first_cycle_s: float | None = None
@@ -577,15 +611,20 @@ def run(args: argparse.Namespace) -> int:
         cap_s = MAX_SAMPLES * args.interval
         print(f"\n{args.rigs} rigs (each face: its probe + {len(fleet)} of the fleet) polled "
               f"every {args.interval:g} s for {hms(args.duration)}, a sample every "
-              f"{args.every:g} s.  History cap: {MAX_SAMPLES} points per rig, one per "
-              f"completed cycle: full after {MAX_SAMPLES} cycles, ~{hms(cap_s)} at "
-              f"{args.interval:g} s.\nThe daemon keeps no rig history in memory (SQLite); "
-              f"its cap mark is its {MAX_SAMPLES}th cycle too.  MB are MiB; cycles: polls of "
-              "the face's probe rig.", flush=True)
-        cols = "   RSS   Δprev    Δcap   anon    HWM cycles  CPU"
-        print("\n" + " " * 8 + "".join(f" | {n:^{len(cols) - 1}s}" for n in faces)
+              f"{args.every:g} s; MB are MiB; cycles: polls of the face's probe rig.", flush=True)
+        if "dashboard" in faces:
+            print(f"dashboard cap: the session history, {MAX_SAMPLES} points per rig, one per "
+                  f"completed cycle: full after {MAX_SAMPLES} cycles (~{hms(cap_s)} at "
+                  f"{args.interval:g} s).", flush=True)
+        if "daemon" in faces:
+            print(f"daemon cap: no rig history in memory (it is in SQLite); what grows is "
+                  f"SQLite's page cache (tui/store.py: PRAGMA cache_size={STORE_CACHE_MB:.1f} "
+                  f"MiB), full once the history file uses that much (the db column).",
+                  flush=True)
+        heads = {n: COLS + (DB_COL if n == "daemon" else "") for n in faces}
+        print("\n" + " " * 8 + "".join(f" | {n:^{len(h) - 1}s}" for n, h in heads.items())
               + " | machine")
-        print(" elapsed" + " |".join([""] + [cols] * len(faces)) + " | load1")
+        print(" elapsed" + " |".join(["", *heads.values()]) + " | load1")
 
         polls: dict[str, int] = {}
         rig_pat = re.compile(rb"\b%d rigs\b" % args.rigs)
@@ -593,7 +632,7 @@ def run(args: argparse.Namespace) -> int:
         while True:
             now = time.monotonic() - t0
             if now >= next_sample or now >= args.duration:
-                sample_all(faces, now, polls, api, args)
+                sample_all(faces, now, polls, api, tmp / "history.db")
                 if now >= args.duration:
                     break
                 next_sample += args.every
@@ -700,8 +739,12 @@ def report_log(label: str, path: Path, problems: list[str]) -> None:
         problems.append(f"{len(bad)} error lines in the {label}")
 
 
+COLS = "   RSS   Δprev    Δcap   anon    HWM cycles  CPU"
+DB_COL = "     db"
+
+
 def sample_all(faces: dict[str, Face], t: float, polls: dict[str, int], api: str | None,
-               args: argparse.Namespace) -> None:
+               db_path: Path) -> None:
     cells = []
     for name, f in faces.items():
         st = proc_status(f.pid)
@@ -709,26 +752,35 @@ def sample_all(faces: dict[str, Face], t: float, polls: dict[str, int], api: str
         cpu_pct = (cpu - f.cpu_last) / (t - f.t_last) * 100 if t > f.t_last else math.nan
         f.cpu_last, f.t_last = cpu, t
         cycles: int | None = polls.get(PROBES[name])
-        if name == "daemon" and api is not None:
-            hz = healthz(api)
+        db = math.nan
+        if name == "daemon":
+            hz = healthz(api) if api is not None else None
             if hz is not None and isinstance(hz.get("cycles"), int):
                 # the cycles it recorded (a poll whose round was merged into the next counts
                 # once here, twice at the probe): the smaller, to be on the safe side
                 cycles = hz["cycles"] if cycles is None else min(cycles, hz["cycles"])
-        s = Sample(t, st.get("VmRSS", math.nan),
-                   st.get("RssAnon", math.nan), st.get("VmHWM", math.nan), cycles, cpu_pct)
+            db = db_used_mb(db_path)
+        s = Sample(t, st.get("VmRSS", math.nan), st.get("RssAnon", math.nan),
+                   st.get("VmHWM", math.nan), cycles, cpu_pct, db)
         f.samples.append(s)
-        if f.cap_index is None and cycles is not None and cycles >= MAX_SAMPLES:
+        capped = (db >= STORE_CACHE_MB if name == "daemon"
+                  else cycles is not None and cycles >= MAX_SAMPLES)
+        if f.cap_index is None and capped:
             f.cap_index = len(f.samples) - 1
         prev = f.samples[-2].rss if len(f.samples) > 1 else math.nan
         dcap = (s.rss - f.samples[f.cap_index].rss) if f.cap_index is not None else math.nan
         mark = "*" if f.cap_index == len(f.samples) - 1 else " "
         cells.append(f"{s.rss:6.1f} {_d(s.rss - prev)} {_d(dcap)} {s.anon:6.1f} {s.hwm:6.1f}"
-                     f" {'?' if cycles is None else cycles:>6}{mark}{cpu_pct:3.0f}%")
+                     f" {'?' if cycles is None else cycles:>6}{mark}{cpu_pct:3.0f}%"
+                     + (f" {db:6.1f}" if name == "daemon" else ""))
     load = os.getloadavg()[0]
-    capped = [n for n, f in faces.items() if f.cap_index == len(f.samples) - 1]
-    note = f"  <- cap: {', '.join(capped)} ({MAX_SAMPLES} cycles)" if capped else ""
+    capped_now = [CAP_WHAT[n] for n, f in faces.items() if f.cap_index == len(f.samples) - 1]
+    note = f"  <- cap: {'; '.join(capped_now)}" if capped_now else ""
     print(f"{hms(t):>8} | " + " | ".join(cells) + f" | {load:5.2f}{note}", flush=True)
+
+
+CAP_WHAT = {"dashboard": f"dashboard, {MAX_SAMPLES} cycles",
+            "daemon": f"daemon, history file {STORE_CACHE_MB:.1f} MiB"}
 
 
 def _d(v: float) -> str:
@@ -755,11 +807,16 @@ def summary(faces: dict[str, Face], args: argparse.Namespace, interrupted: str |
         return f"{s.rss:.1f} MB at {hms(s.t)}"
 
     row("RSS at the first sample", lambda f: at(f, 0))
-    row(f"RSS at the cap ({MAX_SAMPLES} cycles)",
+    row("the cap", lambda f: f"{MAX_SAMPLES} cycles" if f.name == "dashboard"
+        else f"history file {STORE_CACHE_MB:.1f} MiB")
+    row("RSS at the cap",
         lambda f: at(f, f.cap_index) if f.cap_index is not None else "not reached")
     row("RSS at the end", lambda f: at(f, len(f.samples) - 1))
     row("peak (VmHWM)", lambda f: f"{f.samples[-1].hwm:.1f} MB" if f.samples else "—")
     row("cycles at the end", lambda f: str(f.samples[-1].cycles) if f.samples else "—")
+    if "daemon" in faces:
+        row("history file at the end", lambda f: f"{f.samples[-1].db:.1f} MiB"
+            if f.name == "daemon" and f.samples else "")
 
     def growth(f: Face, key: str, before: bool = False) -> str:
         if f.cap_index is None:
@@ -779,8 +836,7 @@ def summary(faces: dict[str, Face], args: argparse.Namespace, interrupted: str |
     print("  (± one standard error of the slope; with a busy machine expect a few MB of noise)")
     for name, f in faces.items():
         if f.cap_index is None:
-            print(f"  {name}: the cap was not reached ({f.samples[-1].cycles if f.samples else 0}"
-                  f" of {MAX_SAMPLES} cycles): run longer")
+            not_capped(f)
             continue
         pts = [(s.t, s.rss) for s in f.samples[f.cap_index:]]
         b, se = slope_per_hour(pts)
@@ -802,8 +858,35 @@ def summary(faces: dict[str, Face], args: argparse.Namespace, interrupted: str |
         print(f"  {name}: {verdict}; the samples: {pts[-1][1] - pts[0][1]:+.1f} MB from the "
               f"cap to the end")
     if "daemon" in faces:
-        print("  note: the daemon keeps no rig history in memory (it writes it to SQLite); "
-              "its cap mark is only its 720th cycle")
+        print(f"  note: the daemon keeps no rig history in memory (it writes it to SQLite); "
+              f"until its SQLite page cache ({STORE_CACHE_MB:.1f} MiB) is full its RSS grows "
+              "with the history file")
+
+
+def not_capped(f: Face) -> None:
+    """What a face whose cap was not reached did, and when it would reach it."""
+    last = f.samples[-1] if f.samples else None
+    half = f.samples[len(f.samples) // 2:]
+    b, se = slope_per_hour([(s.t, s.rss) for s in half])
+    trend = (f"; over the second half of the run its RSS grew {b:+.1f} ± {se:.1f} MB/h"
+             if not math.isnan(se) else "")
+    if last is None:
+        print(f"  {f.name}: no samples")
+    elif f.name == "dashboard":
+        eta = ""
+        if last.cycles and last.t > 0:
+            eta = f", at this pace after {hms(MAX_SAMPLES / last.cycles * last.t)}"
+        print(f"  {f.name}: the cap was not reached ({last.cycles} of {MAX_SAMPLES} cycles"
+              f"{eta}): run longer{trend}")
+    else:
+        rate, _ = slope_per_hour([(s.t, s.db) for s in f.samples if not math.isnan(s.db)])
+        eta = ""
+        if rate > 0 and not math.isnan(last.db):
+            at = last.t + (STORE_CACHE_MB - last.db) / rate * 3600
+            eta = (f"; it grows {rate:.1f} MiB/h, so the cache is full at about {hms(at)} "
+                   f"into the run")
+        print(f"  {f.name}: the cap was not reached (history file {last.db:.1f} of "
+              f"{STORE_CACHE_MB:.1f} MiB{eta}): run longer{trend}")
 
 
 def main(argv: list[str] | None = None) -> int:
