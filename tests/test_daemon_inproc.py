@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 
 from tests.conftest import FakeClock
@@ -178,5 +179,57 @@ async def test_attached_dashboard_shows_the_daemons_problems_and_its_alert_histo
 
             text = plain(app.screen.query_one("#alerts-body"))
             assert "History of the last week" in text
+    finally:
+        await d.stop()
+
+
+async def test_the_daemons_recorded_hashprice_fills_the_chart(tmp_path: Path) -> None:
+    """A chain source without a price history and a fixed price (a Bitcoin Core node): the
+    90-day hashprice has USD only where the daemon recorded it.  Days recorded earlier come
+    back in the snapshot and in the view an attached dashboard reads; the day the daemon
+    itself records joins the series once that day is over."""
+    from tui.engine import view_from_wire
+    from tui.squeeze import DAY
+    from tui.store import ChainPoint, HistoryStore
+
+    today = int(NOW // DAY) * DAY
+    with HistoryStore(tmp_path / "h.db") as s:  # an earlier run of the daemon
+        for k, usds in ((3, (40.0, 44.0)), (2, (39.0,)), (120, (99.0,))):
+            for j, usd in enumerate(usds):
+                s.record_cycle(today - k * DAY + 3600 * (j + 1), chain=ChainPoint(
+                    900_000, 1.4e14, 8e20, 70_000.0, usd, None, None, usd / 70_000.0))
+    site, readings = a_site(3)
+    clock = FakeClock(NOW)
+    d = make_daemon(tmp_path, site, readings, clock)
+    await d.start()
+    try:
+        await until(lambda: d._doc_view is not None and d.cycles >= 1, "a first cycle")
+        async with httpx.AsyncClient() as c:
+            snap = (await c.get(d.api.url + "/api/v1/snapshot")).json()
+            wire_doc = (await c.get(d.api.url + "/api/v1/view")).json()
+        series = {p["time"]: p["usd_per_ph_day"] for p in snap["hashprice_history"]}
+        # the source alone gives today only (no adjustments, no price history)
+        assert series == {today - 3 * DAY: 42.0, today - 2 * DAY: 39.0,
+                          today: snap["hashprice_usd_per_ph_day"]}
+        view = view_from_wire(wire_doc, clock())
+        assert view.dashboard is not None
+        assert [(p.time, p.usd_per_ph_day) for p in view.dashboard.hashprice_history[:2]] == [
+            (today - 3 * DAY, 42.0), (today - 2 * DAY, 39.0)]
+        assert view.dashboard.hashprice_history[0].btc_per_ph_day == pytest.approx(
+            42.0 / 70_000.0)
+        usd_now = snap["hashprice_usd_per_ph_day"]
+
+        # the next day: today's cycles are a recorded day now
+        clock.advance(DAY)
+        n = d.cycles
+        d.engine.refresh()  # type: ignore[union-attr]
+        await until(lambda: d.cycles > n and d._hashprice_day == today // DAY + 1,
+                    "a cycle on the next day, and the series read again")
+        assert [p.time for p in d.engine.hashprice_recorded] == [  # type: ignore[union-attr]
+            today - 3 * DAY, today - 2 * DAY, today]
+        d.engine.recompute()  # type: ignore[union-attr]
+        hist = d.engine.dashboard.hashprice_history  # type: ignore[union-attr]
+        assert (hist[-2].time, hist[-2].usd_per_ph_day) == (today, pytest.approx(usd_now,
+                                                                                 abs=0.01))
     finally:
         await d.stop()

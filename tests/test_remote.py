@@ -34,3 +34,39 @@ def test_a_rig_that_died_at_3am_shows_when_and_how() -> None:
 def test_a_reply_that_is_not_a_view_is_a_clear_error(doc: object) -> None:
     with pytest.raises(WireError):
         view_from_wire(doc, T0)
+
+
+def _view_doc() -> dict:
+    from types import MappingProxyType
+
+    from tui.engine import EngineView
+    from tui.squeeze import HashpricePoint
+
+    day = int(T0 // 86400) * 86400
+    return EngineView(seq=1, time=T0, source_label="x", paused=False, chain=None, price=None,
+                      dashboard=None, site=None, cycle=False, sources=MappingProxyType({}),
+                      alerts_active=(), alert_events=(), errors=MappingProxyType({}),
+                      has_site=False, hashprice_recorded=(
+                          HashpricePoint(day - 86400, 5e-4, 36.0),
+                          HashpricePoint(day, 4e-4, None))).to_wire()
+
+
+def test_the_recorded_hashprice_crosses_the_wire_and_an_older_daemon_sends_none() -> None:
+    doc = _view_doc()
+    day = int(T0 // 86400) * 86400
+    got = view_from_wire(doc, T0).hashprice_recorded
+    assert [(p.time, p.btc_per_ph_day, p.usd_per_ph_day) for p in got] == [
+        (day - 86400, 5e-4, 36.0), (day, 4e-4, None)]
+    del doc["hashprice_recorded"]  # a daemon from before the field
+    assert view_from_wire(doc, T0).hashprice_recorded == ()
+
+
+@pytest.mark.parametrize("bad", [
+    [[1.5, 5e-4, 36.0]], [[int(T0), 5e-4, 36.0]], [[86400, None, 36.0]],
+    [[86400, "x", 36.0]], [[86400, 5e-4, float("nan")]], [[86400, 5e-4]], 7,
+])
+def test_a_malformed_recorded_hashprice_is_a_clear_error(bad: object) -> None:
+    doc = _view_doc()
+    doc["hashprice_recorded"] = bad
+    with pytest.raises(WireError):
+        view_from_wire(doc, T0)

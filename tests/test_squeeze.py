@@ -25,10 +25,12 @@ from tui.model import (
 from tui.squeeze import (
     DAY,
     MTP_SPAN,
+    HashpricePoint,
     block_window,
     hashprice_after_retarget,
     hashprice_history,
     largest_since,
+    merge_recorded,
     network_revenue,
     revenue_btc_day,
     revenue_usd_day,
@@ -251,6 +253,49 @@ def test_hashprice_history_by_hand() -> None:
     # no adjustments at all: only today
     assert len(hashprice_history(adjustments=[], fee_history=(), price_history=(), now=NOW,
                                  current=current)) == 1
+
+
+def test_recorded_days_fill_what_the_source_lacks() -> None:
+    """The source's point wins when it has USD; a recorded day fills a day the source has
+    no point for, or one it has in BTC only; today and days outside 90 are never taken."""
+    today = NOW // DAY * DAY
+
+    def pt(days_ago: int, btc: float, usd: float | None) -> HashpricePoint:
+        return HashpricePoint(today - days_ago * DAY, btc, usd)
+
+    source = (pt(5, 5e-4, 40.0), pt(4, 5e-4, None), pt(2, 5e-4, None), pt(0, 4e-4, 30.0))
+    recorded = (pt(120, 1e-3, 99.0),  # older than the 90 days
+                pt(89, 6e-4, 50.0),  # the oldest day of the window: taken
+                pt(90, 6e-4, 50.0),  # one day too old
+                pt(5, 7e-4, 45.0),  # the source has USD that day: it wins
+                pt(4, 7e-4, 44.0),  # the source has BTC only: the recorded day has both
+                pt(3, 7e-4, 43.0),  # the source has no point that day
+                pt(2, 7e-4, None),  # neither has USD: the source's stays
+                pt(0, 9e-4, 20.0),  # today is the current figure, never a recorded one
+                HashpricePoint(today - 6 * DAY + 60, 1.0, 1.0))  # not a day start: ignored
+    merged = merge_recorded(source, recorded, NOW)
+    assert merged == (pt(89, 6e-4, 50.0), pt(5, 5e-4, 40.0), pt(4, 7e-4, 44.0),
+                      pt(3, 7e-4, 43.0), pt(2, 5e-4, None), pt(0, 4e-4, 30.0))
+    assert merge_recorded(source, (), NOW) == source
+
+
+def test_dashboard_with_a_fixed_price_draws_usd_from_the_recorded_days() -> None:
+    """A node without a price history (a fixed price): the source gives BTC for each past
+    day, the daemon's recorded days give USD; to_json carries the merged series."""
+    today = NOW // DAY * DAY
+    snap = replace(_snap_696(), adjustments=(adj(933_408, 50, -1.4, 1.36e14),))
+    fixed = PriceSnapshot(71_000.0, NOW, "fixed")
+    alone = compute(snap, fixed, NOW).hashprice_history
+    assert len(alone) == 51 and all(p.usd_per_ph_day is None for p in alone[:-1])
+    rec = tuple(HashpricePoint(today - k * DAY, 5e-4, 35.0 + k) for k in (1, 2, 3))
+    d = compute(snap, fixed, NOW, rec)
+    usd = {p.time: p.usd_per_ph_day for p in d.hashprice_history}
+    assert [usd[today - k * DAY] for k in (3, 2, 1)] == [38.0, 37.0, 36.0]
+    assert usd[today] == d.hashprice.usd_per_ph_day
+    assert len(d.hashprice_history) == 51  # the same days (50 past and today), filled in
+    series = to_json(d)["hashprice_history"]
+    assert [p["usd_per_ph_day"] for p in series[-4:]] == [38.0, 37.0, 36.0,
+                                                          round(usd[today], 2)]
 
 
 # --------------------------------------------------------------------------- window search

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -302,13 +303,54 @@ def test_adding_a_migration_upgrades_in_place(tmp_path: Path, monkeypatch) -> No
     def v2(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE rig ADD COLUMN model TEXT")
 
-    monkeypatch.setattr(store_mod, "_MIGRATIONS", [*store_mod._MIGRATIONS[:1], v2])
+    monkeypatch.setattr(store_mod, "_MIGRATIONS", [*store_mod._MIGRATIONS[:SCHEMA_VERSION], v2])
     with HistoryStore(path) as s:
         assert s.rig_history("r1", T0, T0)[0]["hashrate_ths"] == 100.0
         assert s.record_cycle(T0 + 10, rigs=[rig("r1")])
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     assert "model" in [r[1] for r in db.execute("PRAGMA table_info(rig)")]
+    db.close()
+
+
+def test_v1_file_is_migrated_to_v2_and_its_rows_still_give_a_hashprice(tmp_path: Path) -> None:
+    """A history written by a v1 minertop (no BTC hashprice column) opens, gains the column
+    in every cycle table, keeps its rows, and its days give BTC as USD over the price."""
+    path = tmp_path / "h.db"
+    db = sqlite3.connect(path)
+    store_mod._migrate_to_v1(db)
+    cols = ", ".join(store_mod._CYCLE_FIELDS_V1)
+    marks = ", ".join("?" * (1 + len(store_mod._CYCLE_FIELDS_V1)))
+    day = (T0 // 86400 + 1) * 86400
+    for k, usd in enumerate((50.0, 54.0)):  # two raw cycles, a price of 100,000 USD
+        row = {f: None for f in store_mod._CYCLE_FIELDS_V1}
+        row.update(price_usd=100_000.0, hashprice_usd_ph_day=usd, rigs_total=1)
+        db.execute(f"INSERT INTO cycle_raw (t, {cols}) VALUES ({marks})",
+                   [day + 60 * k, *row.values()])
+    agg = {f"{f}{x}": None for f in store_mod._CYCLE_FIELDS_V1 for x in ("", "_min", "_max")}
+    agg.update(price_usd=80_000.0, hashprice_usd_ph_day=40.0)  # an old hourly row, 12 cycles
+    db.execute(f"INSERT INTO cycle_1h (t, n, {', '.join(agg)}) VALUES"
+               f" (?, 12, {', '.join('?' * len(agg))})", [day - 86400, *agg.values()])
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with HistoryStore(path) as s:
+        days = s.hashprice_days(day - 86400, day + 86400)
+        assert days == [(day - 86400, pytest.approx(40.0 / 80_000), 40.0),
+                        (day, pytest.approx(52.0 / 100_000), 52.0)]
+        assert s.record_cycle(day + 120, chain=replace(chain(), hashprice_btc_ph_day=0.0006,
+                                                       hashprice_usd_ph_day=60.0))
+        # the new row's own BTC figure, averaged with the two older rows' derived ones
+        assert s.hashprice_days(day, day + 86400)[0][1] == pytest.approx(
+            (0.0005 + 0.00054 + 0.0006) / 3)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    for table in ("cycle_raw", "cycle_5m", "cycle_1h"):
+        names = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+        assert "hashprice_btc_ph_day" in names, table
+        if table != "cycle_raw":
+            assert {"hashprice_btc_ph_day_min", "hashprice_btc_ph_day_max"} <= set(names)
     db.close()
 
 
@@ -687,3 +729,57 @@ def test_kill_9_never_corrupts_and_history_continues(tmp_path: Path, compact: bo
         t = 1_769_000_400 + 10 * present
         assert s.record_cycle(t, rigs=[RigPoint("r0", 1.0, 1.0, 1.0, "ok", 1.0)])
         assert s.rig_history("r0", t, t)[0]["hashrate_ths"] == 1.0
+
+
+# --------------------------------------------------------------------------- daily hashprice
+
+
+def test_hashprice_days_are_the_mean_of_each_day_at_every_resolution(tmp_path: Path) -> None:
+    """Three days every 10 minutes, compacted so that the first two are hourly and the third
+    half hourly, half 5-minute; a fourth, recent, still raw.  Each day's
+    figure is the plain mean of the cycles recorded that day, however they are kept now."""
+    d0 = (T0 // 86400 + 1) * 86400  # a UTC midnight
+    step = 600
+    recorded: dict[int, list[tuple[float, float | None]]] = {}
+
+    def hp(i: int) -> tuple[float, float | None, float | None]:
+        """(BTC, USD, price) of cycle i: the third day has no price (BTC only)."""
+        btc = 0.0004 + (i % 7) * 0.00001
+        price = None if 288 <= i < 432 else 100_000.0 + (i % 5) * 1000
+        return btc, None if price is None else btc * price, price
+
+    path = tmp_path / "h.db"
+    now = d0 + 31 * 86400 + 36 * 3600  # hours before d0 + 2.5 d are rolled into hours
+    with HistoryStore(path) as s:
+        for i in range(3 * 144):
+            t = d0 + i * step
+            btc, usd, price = hp(i)
+            s.record_cycle(t, chain=replace(chain(i), price_usd=price, hashprice_usd_ph_day=usd,
+                                            hashprice_btc_ph_day=btc))
+            recorded.setdefault(t // 86400 * 86400, []).append((btc, usd))
+        recent = d0 + 31 * 86400
+        for k, btc in enumerate((0.0003, 0.0005)):
+            s.record_cycle(recent + 7200 + 60 * k,
+                           chain=replace(chain(), price_usd=None, hashprice_usd_ph_day=None,
+                                         hashprice_btc_ph_day=btc))
+        s.record_cycle(d0 - 86400 + 10, chain=chain())  # a day before the range asked
+        s.compact(now)
+        db = sqlite3.connect(path)
+        counts = {t: db.execute(f"SELECT count(*) FROM {t} WHERE t >= ?", (d0,)).fetchone()[0]
+                  for t in ("cycle_raw", "cycle_5m", "cycle_1h")}
+        db.close()
+        # days 0 and 1 and the first 12 h of day 2 hourly; the rest of day 2 in 5-minute
+        # rows (one cycle each); the two recent cycles raw
+        assert counts == {"cycle_raw": 2, "cycle_5m": 72, "cycle_1h": 60}
+        days = s.hashprice_days(d0, recent + 86400)
+        assert [d for d, _, _ in days] == [d0, d0 + 86400, d0 + 2 * 86400, recent]
+        for d, btc, usd in days[:3]:
+            vals = recorded[d]
+            assert btc == pytest.approx(sum(b for b, _ in vals) / len(vals), rel=1e-9)
+            usds = [u for _, u in vals if u is not None]
+            if usds:
+                assert usd == pytest.approx(sum(usds) / len(usds), rel=1e-9)
+            else:
+                assert d == d0 + 2 * 86400 and usd is None  # the day without a price
+        assert days[3] == (recent, pytest.approx(0.0004), None)
+        assert s.hashprice_days(d0 + 1, d0 + 86400) == []  # day starts in [since, until)

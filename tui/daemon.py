@@ -8,6 +8,9 @@ cycle:
   cycle; a full disk or a read-only file never stops polling or alerting);
 - hands the cycle's alert events to the notifiers (:mod:`tui.notify`: queued, never waited
   for);
+- once a UTC day, reads back the daily hashprice it recorded over the last 90 days
+  (:meth:`~tui.store.HistoryStore.hashprice_days`) for the hashprice chart, so a source
+  without a price history (a Bitcoin Core node with a fixed price) still draws one in USD;
 - keeps the ``--once --json`` document of that cycle for ``GET /api/v1/snapshot`` (a request
   never triggers polling), and the view for attached dashboards (``GET /api/v1/view``).
 
@@ -32,6 +35,7 @@ from tui import __version__
 from tui.alerts import AlertEvent
 from tui.engine import Engine, EngineView, view_document
 from tui.spec import SourceSpec
+from tui.squeeze import DAY, HASHPRICE_HISTORY_DAYS, HashpricePoint
 from tui.store import (
     ChainPoint,
     EventRecord,
@@ -101,6 +105,7 @@ def cycle_points(view: EngineView) -> tuple[list[RigPoint], SitePoint | None, Ch
             hashrate_1d_hs=d.hashrate.windows.get("1d"),
             price_usd=d.price.usd if d.price else None,
             hashprice_usd_ph_day=d.hashprice.usd_per_ph_day,
+            hashprice_btc_ph_day=d.hashprice.btc_per_ph_day,
             retarget_change_pct=rt.projection.difficulty_change if rt else None,
             epoch_drift_pct=d.drift.epoch_drift_pct)
     return rigs, site, chain
@@ -147,6 +152,9 @@ class Daemon:
         self._store_dropped = 0
         self.cycles = 0
         self.cycle_s: float | None = None  #: duration of the last rig poll cycle
+        #: the daily hashprice read back from the store, and the UTC day it was read on
+        self.hashprice_recorded: tuple[HashpricePoint, ...] = ()
+        self._hashprice_day: int | None = None
         self._reloading = False
         self._reload_task: asyncio.Task[bool] | None = None
 
@@ -169,6 +177,7 @@ class Daemon:
             await asyncio.to_thread(self.store.close)
             raise
         self._start_notify(self.spec)
+        await self._load_hashprice()
         self._tasks.append(asyncio.get_running_loop().create_task(self._store_writer(),
                                                                   name="minertop-store"))
         await self._start_engine(self.spec)
@@ -184,6 +193,7 @@ class Daemon:
             engine.alerts.rules = rules
             engine.rig_history = previous.rig_history
             engine._seq = previous._seq  # view numbers go on: caches key on them
+        engine.hashprice_recorded = self.hashprice_recorded
         self.engine = engine
         self._unsubscribe = engine.subscribe(self._on_view)
         await engine.start()
@@ -348,12 +358,35 @@ class Daemon:
                 log.info("history is being written again")
             was_ok = ok
             now = self.clock()
+            if ok and int(now // DAY) != self._hashprice_day:
+                await self._load_hashprice()
             if ok and now - last_compact >= COMPACT_EVERY_S:
                 last_compact = now
                 try:
                     await asyncio.to_thread(self.store.compact, now)  # type: ignore[union-attr]
                 except Exception:
                     log.exception("compacting the history failed")
+
+    async def _load_hashprice(self) -> None:
+        """The daily hashprice of the last 90 days (today excluded: the chart's last point
+        is the current figure) from the store, into the engine for its next computation."""
+        assert self.store is not None
+        today = int(self.clock() // DAY)
+        self._hashprice_day = today  # a failure is retried the next day, not every cycle
+        try:
+            rows = await asyncio.to_thread(self.store.hashprice_days,
+                                           (today - HASHPRICE_HISTORY_DAYS + 1) * DAY,
+                                           today * DAY)
+        except StoreError as e:
+            log.warning("the recorded hashprice is not available: %s", e)
+            return
+        except Exception:
+            log.exception("reading the recorded hashprice failed")
+            return
+        self.hashprice_recorded = tuple(HashpricePoint(t, btc, usd) for t, btc, usd in rows
+                                        if btc is not None)
+        if self.engine is not None:
+            self.engine.hashprice_recorded = self.hashprice_recorded
 
     def _record(self, t: float, view: EngineView, events: list[AlertEvent]) -> bool:
         assert self.store is not None

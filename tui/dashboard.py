@@ -7,6 +7,7 @@ disagree.  No Textual import here.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from tui.squeeze import (
     hashprice_after_retarget,
     hashprice_history,
     largest_since,
+    merge_recorded,
     network_revenue,
 )
 
@@ -74,7 +76,11 @@ def next_block_difficulty(snap: ChainSnapshot) -> float:
     return tip.difficulty
 
 
-def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float) -> Dashboard:
+def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float,
+            recorded: Sequence[HashpricePoint] = ()) -> Dashboard:
+    """Everything the network panes show, at ``now``.  ``recorded``: the daily hashprice a
+    daemon kept in its store, filling the days the source's history lacks
+    (:func:`tui.squeeze.merge_recorded`)."""
     hp = hashprice(
         next_block_difficulty(snap),
         chain.block_subsidy(snap.tip_height + 1),
@@ -89,6 +95,15 @@ def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float) -> Das
         nxt - chain.RETARGET_INTERVAL) is not None
     after = hashprice_after_retarget(hp, change, locked) if rt is not None else None
     history = tuple(sorted(snap.adjustments, key=lambda a: a.height, reverse=True))
+    hp_history = hashprice_history(
+        adjustments=history,
+        fee_history=snap.fee_history,
+        price_history=price.history if price is not None else (),
+        now=now,
+        current=hp,
+    )
+    if recorded:
+        hp_history = merge_recorded(hp_history, recorded, now)
     return Dashboard(
         now=now,
         chain=snap,
@@ -102,13 +117,7 @@ def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float) -> Das
         largest_since=largest_since(change, history, now),
         hashprice_after_retarget_btc=after[0] if after else None,
         hashprice_after_retarget_usd=after[1] if after else None,
-        hashprice_history=hashprice_history(
-            adjustments=history,
-            fee_history=snap.fee_history,
-            price_history=price.history if price is not None else (),
-            now=now,
-            current=hp,
-        ),
+        hashprice_history=hp_history,
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from tui.sources.fleet import RigSource, RigsSnapshot
 from tui.sources.poll import Backoff
 from tui.sources.rigs import RigFleet
 from tui.spec import SourceSpec, make_sources
+from tui.squeeze import HashpricePoint
 from tui.tariff import PowerPriceSnapshot
 from tui.wire import WIRE_VERSION
 
@@ -119,6 +121,9 @@ class EngineView:
     has_site: bool
     #: when the last poll cycle completed (None: none yet); ``time`` is the publish time
     cycle_time: float | None = None
+    #: the daily hashprice a daemon recorded in its store (oldest first; () elsewhere): it
+    #: fills the days the source's history lacks (:func:`tui.squeeze.merge_recorded`)
+    hashprice_recorded: tuple[HashpricePoint, ...] = ()
 
     def error_for(self, part: str) -> str | None:
         return self.errors.get(part)
@@ -137,6 +142,8 @@ class EngineView:
             "alert_events": wire.encode(self.alert_events),
             "errors": dict(self.errors), "has_site": self.has_site,
             "cycle_time": self.cycle_time,
+            "hashprice_recorded": [[p.time, p.btc_per_ph_day, p.usd_per_ph_day]
+                                   for p in self.hashprice_recorded],
         }
 
 
@@ -165,7 +172,9 @@ def view_from_wire(doc: Any, now: float) -> EngineView:
             sources[str(k)] = SourceState(**{f: st[f] for f in SourceState.__slots__
                                              if f in st or f != "duration_s"})
         errors = {str(k): str(v) for k, v in wire.read_only(doc["errors"]).items()}
-        dashboard = compute(chain, price, now) if chain is not None else None
+        # added within wire v3: an older daemon sends none
+        recorded = tuple(_recorded_point(p) for p in doc.get("hashprice_recorded") or ())
+        dashboard = compute(chain, price, now, recorded) if chain is not None else None
         return EngineView(
             seq=int(doc["seq"]), time=float(doc["time"]),
             source_label=str(doc["source_label"]), paused=bool(doc["paused"]), chain=chain,
@@ -174,11 +183,23 @@ def view_from_wire(doc: Any, now: float) -> EngineView:
             alerts_active=tuple(wire.decode(doc["alerts_active"])),
             alert_events=tuple(wire.decode(doc["alert_events"])),
             errors=MappingProxyType(errors), has_site=bool(doc["has_site"]),
-            cycle_time=None if doc.get("cycle_time") is None else float(doc["cycle_time"]))
+            cycle_time=None if doc.get("cycle_time") is None else float(doc["cycle_time"]),
+            hashprice_recorded=recorded)
     except wire.WireError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise wire.WireError(f"malformed view: {type(e).__name__}: {e}") from None
+
+
+def _recorded_point(p: Any) -> HashpricePoint:
+    """One ``[day, btc, usd]`` of a view's ``hashprice_recorded``."""
+    t, btc, usd = p
+    if not isinstance(t, int) or isinstance(t, bool) or t % 86400:
+        raise wire.WireError(f"hashprice_recorded: {t!r} is not the start of a day")
+    values = [None if v is None else float(v) for v in (btc, usd)]
+    if values[0] is None or any(v is not None and not math.isfinite(v) for v in values):
+        raise wire.WireError(f"hashprice_recorded: bad values for day {t}")
+    return HashpricePoint(t, values[0], values[1])
 
 
 Subscriber = Callable[[EngineView], None]
@@ -220,6 +241,8 @@ class Engine:
         self.power_feed: PowerPriceSnapshot | None = None
         self._power_next: float | None = None  #: when the tariff's price changes next
         self.dashboard: Dashboard | None = None
+        #: the daily hashprice the daemon's store holds (set by the daemon; see EngineView)
+        self.hashprice_recorded: tuple[HashpricePoint, ...] = ()
         self.site_view: SiteView | None = None
         self.fleet: RigFleet | None = None
         self.rig_history: dict[str, RigHistory] = {}
@@ -290,7 +313,7 @@ class Engine:
             site=self.site_view, cycle=cycle, sources=MappingProxyType(self.source_states()),
             alerts_active=tuple(self.alerts.active.values()), alert_events=events,
             errors=MappingProxyType(dict(self.errors)), has_site=self.has_site,
-            cycle_time=self._last_cycle_time)
+            cycle_time=self._last_cycle_time, hashprice_recorded=self.hashprice_recorded)
         self.latest = view
         for cb in list(self._subscribers):
             self._deliver(cb, view)
@@ -602,7 +625,8 @@ class Engine:
             now = self.clock()
             self._computed_at = now
             try:
-                self.dashboard = compute(self.chain, self.price, now)
+                self.dashboard = compute(self.chain, self.price, now,
+                                         self.hashprice_recorded)
             except Exception as e:
                 self.log.exception("computing the network view failed")
                 self.errors["network"] = f"internal error computing the network view: " \

@@ -276,7 +276,7 @@ class RemoteEngine:
             elif base.chain is not None and now - self._computed_at >= RECOMPUTE_S:
                 from tui.dashboard import compute
 
-                self._dashboard = compute(base.chain, base.price, now)
+                self._dashboard = compute(base.chain, base.price, now, base.hashprice_recorded)
                 self._computed_at = now
             dashboard = self._dashboard
             view = replace(base, seq=base.seq, source_label=label, dashboard=dashboard,

@@ -19,7 +19,10 @@ No I/O, no Textual: functions of snapshots and a ``now``.  Formulas:
   difficulty = hashprice / (1 + change / 100).
 
 * **90-day hashprice** (:func:`hashprice_history`): one point per UTC day from the
-  difficulty in force that day, the fees of that day and the price of that day.
+  difficulty in force that day, the fees of that day and the price of that day; where the
+  source's history has no USD figure for a day (no price history, e.g. a Bitcoin Core node
+  with a fixed price) or no point at all, the day the daemon recorded in its store fills in
+  (:func:`merge_recorded`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "hashprice_after_retarget",
     "hashprice_history",
     "largest_since",
+    "merge_recorded",
     "network_revenue",
     "revenue_btc_day",
     "revenue_usd_day",
@@ -356,3 +360,25 @@ def hashprice_history(
         points.append(HashpricePoint(day, hp.btc_per_ph_day, hp.usd_per_ph_day))
     points.append(HashpricePoint(today, current.btc_per_ph_day, current.usd_per_ph_day))
     return tuple(points)
+
+
+def merge_recorded(points: Sequence[HashpricePoint], recorded: Iterable[HashpricePoint],
+                   now: float, days: int = HASHPRICE_HISTORY_DAYS) -> tuple[HashpricePoint, ...]:
+    """The source's daily ``points`` with the days a daemon recorded (its store's daily
+    means, :meth:`tui.store.HistoryStore.hashprice_days`) filling the gaps, oldest first.
+
+    For each past UTC day in the last ``days``: the source's point when it has a USD figure
+    (that day's difficulty, fees and price: one definition for every day); else the recorded
+    one when it has a USD figure or the source has no point that day; else the source's.
+    Today is always the source's (the current hashprice).  Recorded days outside the window
+    are left out."""
+    today = int(now // DAY) * DAY
+    first = today - (days - 1) * DAY
+    by_day = {p.time: p for p in points}
+    for r in recorded:
+        if not first <= r.time < today or r.time % DAY:
+            continue
+        mine = by_day.get(r.time)
+        if mine is None or (mine.usd_per_ph_day is None and r.usd_per_ph_day is not None):
+            by_day[r.time] = r
+    return tuple(by_day[d] for d in sorted(by_day))

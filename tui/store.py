@@ -13,6 +13,10 @@ alert events        as recorded                            400 days
 rig names           -                                      400 days after last seen
 ==================  =====================================  ==============================
 
+The chain figures of each cycle include the hashprice in BTC and USD per PH/day;
+:meth:`HistoryStore.hashprice_days` gives their daily means, whatever resolution a day is kept
+at, for the 90-day hashprice chart.
+
 A raw row stays until its whole 5-minute bucket is older than 48 h (so up to 48 h 5 min), a
 5-minute row until its whole hour is older than 30 days.  Queries merge the resolutions: a
 range spanning old and recent time returns hourly points, then 5-minute points, then raw
@@ -134,6 +138,8 @@ class ChainPoint:
     hashprice_usd_ph_day: float | None
     retarget_change_pct: float | None
     epoch_drift_pct: float | None
+    #: hashprice in BTC per PH/day (schema v2; None in rows written before it)
+    hashprice_btc_ph_day: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +181,12 @@ _RIG_VALUES: tuple[tuple[str, str, float], ...] = (
 _BASE_STATUSES = ("ok", "stale", "offline", "error")  # codes 0..3: severity order
 
 
-def _cycle_agg_columns() -> str:
-    return ", ".join(f"{f}, {f}_min, {f}_max" for f in _CYCLE_FIELDS)
+#: The cycle columns of schema v1 (later versions add columns by migration).
+_CYCLE_FIELDS_V1 = tuple(f for f in _CYCLE_FIELDS if f != "hashprice_btc_ph_day")
+
+
+def _cycle_agg_columns(names: Sequence[str] = _CYCLE_FIELDS) -> str:
+    return ", ".join(f"{f}, {f}_min, {f}_max" for f in names)
 
 
 def _rig_agg_columns() -> str:
@@ -186,7 +196,7 @@ def _rig_agg_columns() -> str:
 def _migrate_to_v1(db: sqlite3.Connection) -> None:
     """Version 1: the initial schema."""
     cycle_cols = ", ".join(
-        f"{f} {'INTEGER' if f in _INT_FIELDS else 'REAL'}" for f in _CYCLE_FIELDS
+        f"{f} {'INTEGER' if f in _INT_FIELDS else 'REAL'}" for f in _CYCLE_FIELDS_V1
     )
     statements = [
         "CREATE TABLE rig (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
@@ -205,7 +215,7 @@ def _migrate_to_v1(db: sqlite3.Connection) -> None:
     for res in ("5m", "1h"):
         statements += [
             f"CREATE TABLE cycle_{res} (t INTEGER PRIMARY KEY, n INTEGER NOT NULL,"
-            f" {_cycle_agg_columns()})",
+            f" {_cycle_agg_columns(_CYCLE_FIELDS_V1)})",
             f"CREATE TABLE rig_{res} (t INTEGER NOT NULL, rig INTEGER NOT NULL,"
             f" n INTEGER NOT NULL, nb INTEGER NOT NULL, st INTEGER NOT NULL,"
             f" {_rig_agg_columns()}, PRIMARY KEY (t, rig)) WITHOUT ROWID",
@@ -217,9 +227,18 @@ def _migrate_to_v1(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_v2(db: sqlite3.Connection) -> None:
+    """Version 2: the hashprice in BTC per PH/day, beside the USD one (the daily hashprice
+    series, :meth:`HistoryStore.hashprice_days`)."""
+    db.execute("ALTER TABLE cycle_raw ADD COLUMN hashprice_btc_ph_day REAL")
+    for res in ("5m", "1h"):
+        for suffix in ("", "_min", "_max"):
+            db.execute(f"ALTER TABLE cycle_{res} ADD COLUMN hashprice_btc_ph_day{suffix} REAL")
+
+
 #: _MIGRATIONS[v] upgrades a file from user_version v to v + 1, inside one transaction.
 #: To change the schema, append a function; SCHEMA_VERSION follows.
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1]
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
 SCHEMA_VERSION: int = len(_MIGRATIONS)
 
 
@@ -747,6 +766,34 @@ class HistoryStore:
             out.extend(dict(zip(keys, row, strict=True)) for row in cur)
         out.sort(key=lambda p: p["t"])
         return out
+
+    def hashprice_days(self, since: float, until: float) -> list[tuple[int, float | None,
+                                                                      float | None]]:
+        """The hashprice the daemon saw, one ``(day start, BTC, USD per PH/day)`` per UTC
+        day with ``since <= day start < until`` and a recorded value, oldest first.
+
+        Each is the mean of every cycle recorded that day, whatever resolution it is kept at
+        now (raw, 5-minute or hourly rows, weighted by the cycles each holds); no cycle is in
+        two tables, so nothing counts twice.  BTC: the recorded BTC hashprice; rows written
+        before schema v2 have none, and give the USD one over that row's mean price instead.
+        """
+        lo = math.floor(since / 86400) * 86400
+        parts = []
+        for table, n in (("cycle_1h", "n"), ("cycle_5m", "n"), ("cycle_raw", "1")):
+            parts.append(
+                f"SELECT t / 86400 * 86400 AS day, {n} AS n, hashprice_usd_ph_day AS usd,"
+                " coalesce(hashprice_btc_ph_day, hashprice_usd_ph_day / nullif(price_usd, 0))"
+                f" AS btc FROM {table} WHERE t >= ? AND t < ?"
+            )
+        sql = (
+            "SELECT day, total(btc * n) / sum(CASE WHEN btc IS NOT NULL THEN n END),"
+            " total(usd * n) / sum(CASE WHEN usd IS NOT NULL THEN n END)"
+            f" FROM ({' UNION ALL '.join(parts)}) GROUP BY day"
+            " HAVING count(btc) + count(usd) > 0 ORDER BY day"
+        )
+        with self._reading() as db:
+            rows = db.execute(sql, (lo, until) * 3).fetchall()
+        return [(int(day), btc, usd) for day, btc, usd in rows if day >= since]
 
     def alerts(self, since: float, until: float | None = None) -> list[dict[str, Any]]:
         """Alert events with ``since <= t <= until``, oldest first."""
