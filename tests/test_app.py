@@ -306,6 +306,51 @@ async def test_header_keeps_the_fault_state_at_every_width(width: int) -> None:
             assert "price" in line and "hashprice" in line  # room for everything
 
 
+async def test_the_header_tick_sends_only_its_right_part() -> None:
+    """Every second the ages and the clock change: only the header's right part is
+    repainted (Textual sends a line from the start of the widget that changed, so one
+    widget for the whole line resent it all); an age gaining a digit moves no boundary; a
+    new price repaints the left part; the screen shows the whole line either way."""
+    from textual.app import App, ComposeResult
+
+    from widgets.base import SourceStatus
+
+    now = 1_769_000_000.0
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield HeaderBar()
+
+    def statuses(t: float) -> dict[str, SourceStatus]:
+        return {"chain": SourceStatus(now - 5, None, t), "price": SourceStatus(now, None, t)}
+
+    def screen_line(app: App[None]) -> str:
+        return "".join(seg.text for seg in app.screen._compositor.render_strips()[0])
+
+    app = One()
+    async with app.run_test(size=(120, 5)) as pilot:
+        h = app.query_one(HeaderBar)
+        left, right = app.query_one("#header-left"), app.query_one("#header-right")
+        h.set_data(source="mempool", tip=935_008, price=71_000.0, hashprice=41.2)
+        h.set_statuses(statuses(now), now, False)
+        await pilot.pause()
+        split = right.region.x
+        assert screen_line(app).rstrip() == str(h.render()).rstrip()
+        for part in (left, right, h):
+            part._exchange_repaint_regions()
+        h.set_statuses(statuses(now + 5), now + 5, False)  # chain 5s -> 10s: one more digit
+        assert not left._exchange_repaint_regions() and not h._exchange_repaint_regions()
+        assert right._exchange_repaint_regions()
+        await pilot.pause()
+        assert right.region.x == split  # the boundary stayed
+        assert "chain 10s" in screen_line(app) and screen_line(app).rstrip() == str(
+            h.render()).rstrip()
+        h.set_data(source="mempool", tip=935_009, price=72_000.0, hashprice=41.2)
+        assert left._exchange_repaint_regions()
+        await pilot.pause()
+        assert "block 935,009" in screen_line(app) and "$72,000" in screen_line(app)
+
+
 async def test_palette_offers_textuals_own_commands_and_remembers_the_theme(
         tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Textual's commands (theme, keys, maximize, screenshot) are back beside minertop's; a

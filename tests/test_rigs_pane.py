@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 
 from tui.site import RigRow
 from widgets.rigs import COLUMNS, RigsPane, RigTable, columns_for, matches
@@ -281,3 +282,65 @@ async def test_site_totals_in_the_title_follow_every_completed_cycle() -> None:
         rows[1] = replace(rows[1], status="offline", margin=None)
         pane.show(rows, "Rigs · test · 6.50 PH/s · 1 ✗", complete=False)
         assert "1 ✗" in str(pane.border_title)  # a status change shows at once
+
+
+async def test_a_cycle_of_drifting_figures_repaints_only_the_changed_lines() -> None:
+    """Every cycle ends with a complete batch after early ones; figures that drift must not
+    re-sort (a new order sends the whole table to the terminal) before the minute is up, and
+    new totals in the title repaint the title line, not the pane."""
+    app = PaneApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.sort_by("margin", reverse=True)
+        pane.show([row("a", 3.0), row("b", 2.0), row("c", 1.0)], "Rigs · 300 TH/s")
+        await pilot.pause()
+        assert order(pane) == ["a", "b", "c"]
+        table = pane.table
+        table._exchange_repaint_regions()
+        pane._exchange_repaint_regions()
+        # the next cycle: an early batch, then the complete one; c now earns the most
+        pane.show([row("a", 3.0), row("b", 2.0), row("c", 4.0)], "Rigs · 301 TH/s",
+                  complete=False)
+        pane.show([row("a", 3.1), row("b", 2.0), row("c", 4.0)], "Rigs · 302 TH/s")
+        assert order(pane) == ["a", "b", "c"]  # drift: the order holds for now
+        dirty = table._exchange_repaint_regions()
+        assert {r.y for r in dirty} == {1, 3}  # a's and c's lines, b's not
+        # on them, the margin cells (and "after retarget", which follows the margin)
+        keys = [c.key for c in table.columns]
+        x = sum(c.width + 2 for c in table.columns[:keys.index("margin")])
+        assert all(r.x == x and r.height == 1 and r.right < table.size.width for r in dirty)
+        assert "302 TH/s" in str(pane.border_title)
+        assert set(pane._exchange_repaint_regions()) == {Region(0, 0, pane.outer_size.width, 1)}
+        await pilot.pause()
+        assert "302 TH/s" in _screen_line(app, pane.region.y)  # and the screen shows it
+        # a rig that goes down moves at once, even in an early batch, and the cycle's end
+        # sorts again what that batch ordered
+        pane.show([row("a", 3.1), row("b", None, "offline"), row("c", 4.0)], "t2",
+                  complete=False)
+        assert order(pane) == ["c", "a", "b"]
+        pane.show([row("a", 5.0), row("b", None, "offline"), row("c", 4.0)], "t3")
+        assert order(pane) == ["a", "c", "b"]
+
+
+async def test_a_subtitle_change_repaints_the_bottom_line_only() -> None:
+    from widgets.base import set_border
+
+    app = PaneApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        pane = app.query_one(RigsPane)
+        pane.show([row("a", 3.0)], "t")
+        await pilot.pause()
+        pane._exchange_repaint_regions()
+        set_border(pane, subtitle="sort margin ▼")
+        h, w = pane.outer_size.height, pane.outer_size.width
+        assert set(pane._exchange_repaint_regions()) == {Region(0, h - 1, w, 1)}
+        assert str(pane.border_subtitle) == "sort margin ▼"
+        await pilot.pause()
+        y = pane.region.y + h - 1  # the pane's bottom line on screen shows it
+        assert "sort margin ▼" in _screen_line(app, y)
+
+
+def _screen_line(app: App[None], y: int) -> str:
+    """The text of screen line ``y`` as the terminal gets it."""
+    strips = app.screen._compositor.render_strips()
+    return "".join(seg.text for seg in strips[y])

@@ -63,13 +63,36 @@ def error_reason(error: str | None, where: str | None) -> str | None:
 def set_border(widget: Widget, *, title: str | None = None,
                subtitle: str | None = None) -> None:
     """Set a border title/subtitle as plain text (never markup: it may quote remote text),
-    and only when it changed (each assignment repaints the whole widget)."""
+    and only when it changed.
+
+    Assigning ``border_title`` makes Textual repaint the whole widget, and with it every
+    child in it: a new total in the rigs pane's title would send the whole table to the
+    terminal again.  Once the widget is on screen only its top (title) or bottom (subtitle)
+    line is repainted instead."""
     shown: dict[str, str] = widget.__dict__.setdefault("_border_plain", {})
     for which, text in (("title", title), ("subtitle", subtitle)):
         if text is None or shown.get(which) == text:
             continue
+        first = which not in shown
         shown[which] = text
-        setattr(widget, f"border_{which}", Content(text))
+        if first or not _set_border_line(widget, which, Content(text)):
+            setattr(widget, f"border_{which}", Content(text))
+
+
+def _set_border_line(widget: Widget, which: str, content: Content) -> bool:
+    """Set the title or subtitle and mark only its line for repainting; False when that
+    can't be done (not laid out yet, or no such private field in this Textual): the caller
+    then assigns it the public way."""
+    internal = f"_border_{which}"
+    height = widget.outer_size.height
+    if not widget.is_mounted or height < 2 or getattr(widget, internal, None) is None:
+        return False
+    setattr(widget, internal, widget.render_str(content).expand_tabs(4).split()[0])
+    off = widget.content_offset
+    y = 0 if which == "title" else height - 1
+    # refresh() takes content coordinates; the border lies outside the content
+    widget.refresh(Region(-off.x, y - off.y, widget.outer_size.width, 1))
+    return True
 
 
 def fmt_age(age_s: float) -> str:

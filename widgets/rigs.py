@@ -306,13 +306,34 @@ class RigTable(ScrollView, can_focus=True):
                 if same:
                     self.refresh(Region(0, y, self.size.width, 1))
                 continue
-            n = sum(1 for a, b in zip(sig, cached[2], strict=True) if a != b)
-            if n and same:
-                changed += n
-                self.refresh(Region(0, y, self.size.width, 1))
+            diff = [i for i, (a, b) in enumerate(zip(sig, cached[2], strict=True)) if a != b]
+            if diff and same:
+                changed += len(diff)
+                self.refresh(*self._cell_regions(diff, y))
         if not same:
             self.refresh()
         return changed
+
+    def _cell_regions(self, indexes: Sequence[int], y: int) -> list[Region]:
+        """The spans of these cells on line ``y``, neighbours merged.  Textual sends a
+        changed line from the widget's left edge to the end of the last dirty span, so the
+        cells after the last changed one stay off the wire."""
+        regions: list[Region] = []
+        starts = self._cell_starts()
+        for i in indexes:
+            x, w = starts[i], self.columns[i].width + 2 * CELL_PADDING
+            if regions and regions[-1].right == x:
+                last = regions.pop()
+                x, w = last.x, last.width + w
+            regions.append(Region(x, y, w, 1))
+        return regions
+
+    def _cell_starts(self) -> list[int]:
+        starts, x = [], 0
+        for c in self.columns:
+            starts.append(x)
+            x += c.width + 2 * CELL_PADDING
+        return starts
 
     def _update_width(self) -> None:
         width = sum(c.width + 2 * CELL_PADDING for c in self.columns)
@@ -477,7 +498,8 @@ class RigsPane(SortFilter, Vertical):
         self._title_at: float | None = None
         self._sorted_at: float | None = None
         self._title_partial = False
-        self._sort_partial = False
+        #: the order was last computed from an early batch: the cycle's end sorts again
+        self._sorted_on_partial = False
         self.columns: tuple[Column, ...] = columns_for(200)
         self.repaints = 0  #: cells repainted on screen (for tests and benchmarks)
         self.error: str | None = None  #: what failed computing the rows (shown in the border)
@@ -500,15 +522,20 @@ class RigsPane(SortFilter, Vertical):
 
         The order changes at once when rigs come, go or change status; values that merely
         drift (margins move by cents every poll) re-sort at most once a minute, so rows don't
-        jump under the cursor.  The site totals in the border title are those of the last
+        jump under the cursor and only the lines whose figures changed are sent to the
+        terminal (a new order repaints the whole table).  An order made from an early batch
+        is made again at the cycle's end.  The site totals in the border title are those of the last
         completed poll cycle (an early batch changes them only when a rig changes status):
         a new title repaints the pane's border, once per cycle.
         """
         old = self._rows
         self._rows = {r.rig_id: r for r in rows}
         self._retitle(title, complete)
-        self._sync(old, force_sort=complete and self._sort_partial)
-        self._sort_partial = not complete
+        resorted = self._sync(old, force_sort=complete and self._sorted_on_partial)
+        if complete:
+            self._sorted_on_partial = False
+        elif resorted:
+            self._sorted_on_partial = True
 
     def _retitle(self, title: str, complete: bool) -> None:
         statuses = {k: r.status for k, r in self._rows.items()}
@@ -529,7 +556,8 @@ class RigsPane(SortFilter, Vertical):
             self.table.set_columns(cols)
             self._sync(self._rows, force_sort=True)
 
-    def _sync(self, old: Mapping[str, RigRow], force_sort: bool = False) -> None:
+    def _sync(self, old: Mapping[str, RigRow], force_sort: bool = False) -> bool:
+        """Show the rows in the table; True when they were sorted again."""
         rows, table = self._rows, self.table
         filt = self.filter_text
         ids = [k for k, r in rows.items() if matches(r, filt)] if filt else list(rows)
@@ -548,6 +576,7 @@ class RigsPane(SortFilter, Vertical):
             current = sort_ids(rows, ids, COLUMN_BY_KEY[self.sort_column], self.sort_reverse)
         self.repaints += table.set_data(rows, current)
         set_border(self, subtitle=self._subtitle())
+        return resort
 
     def _resort(self) -> None:
         """The user changed the order: apply it now."""

@@ -582,7 +582,7 @@ class FleetHeader(HeaderBar):
                 right.append(f" updated {fmt_duration(age)} ago", style="dim")
         return right
 
-    def render(self) -> Text:
+    def _line(self) -> tuple[int, int, Text]:
         width = self.size.width
         clock = Text(f"  {time.strftime('%H:%M:%S', time.localtime(self.now))} ")
         error = next((st.error for st in self.statuses.values() if st.error), None)
@@ -600,7 +600,7 @@ class FleetHeader(HeaderBar):
             gap = max(1, width - left.cell_len - right.cell_len)
         out = left + Text(" " * gap) + right
         out.truncate(width)
-        return out
+        return min(left.cell_len, width), min(left.cell_len + gap, width), out
 
 
 # --------------------------------------------------------------------------- a site's rigs
