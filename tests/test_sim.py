@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import os
 import signal
 import statistics
@@ -717,3 +718,28 @@ def test_cli_serves_until_sigterm(tmp_path: Path):
     assert rc == 0, err
     assert "Traceback" not in err
     assert not (tmp_path / ".cookie").exists()
+
+
+def test_the_simulated_past_price_walks_by_the_hour_toward_its_own_level() -> None:
+    """The past is walked one hour per step (the exact 60-minute transition of the minute
+    walk): a past minute has the price of the hour step at or before it; the past reverts
+    to ``past_level`` (the jan2026 price was falling into the present); the same seed gives
+    the same past."""
+    import statistics
+
+    from tui.sim.world import PriceWalk
+
+    anchor = 1_769_000_000
+    w = PriceWalk(seed=7, anchor=anchor, start=71_000.0, past_level=80_000.0)
+    step = anchor // 60 * 60 - 3600  # an hour step of the past
+    assert w.usd(step) == w.usd(step + 59 * 60) == w.usd(step + 30)
+    assert w.usd(step) != w.usd(step - 60)  # the minute before it is the next step back
+    far = [w.usd(anchor - h * 3600) for h in range(24 * 30, 24 * 400, 6)]
+    assert statistics.fmean(far) == pytest.approx(80_000, rel=0.04)
+    assert PriceWalk(seed=7, anchor=anchor, start=71_000.0, past_level=80_000.0).usd(
+        anchor - 86_400 * 45) == w.usd(anchor - 86_400 * 45)
+    # one hour of the past moves as much as 60 minutes of the present would, on average
+    flat = PriceWalk(seed=3, anchor=anchor, start=71_000.0)
+    logs = [math.log(flat.usd(anchor - h * 3600)) for h in range(1, 24 * 365)]
+    hourly = statistics.pstdev(b - a for a, b in zip(logs, logs[1:], strict=False))
+    assert hourly == pytest.approx(0.0006 * math.sqrt(60), rel=0.05)

@@ -128,6 +128,9 @@ class Scenario:
     hashrate_knots: tuple[tuple[float, float], ...]
     tip_height: int = 935_008
     price_usd: float = 71_000.0
+    #: The level the price reverted to in the simulated past (None: ``price_usd``): above
+    #: it, the price has been falling into the present.
+    price_past_usd: float | None = None
     #: Whole retarget periods of history before the tip's epoch (>= 97 days are required).
     history_epochs: int = 7
     #: Median total fees per block, BTC, and the lognormal spread.
@@ -194,6 +197,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         tip_height=935_008,
         price_usd=71_000.0,
+        price_past_usd=80_000.0,  # a falling price is part of the squeeze
         # Mainnet's 2021 China ban and the cuts since, none as deep as this epoch's ~-14%:
         # the projection is the largest cut since 2021.
         deep_events=(
@@ -334,11 +338,16 @@ def _months_back(ts: float, amount: int, unit: str) -> float:
 
 
 class PriceWalk:
-    """BTC/USD as a slow, mean-reverting, seeded random walk with one step per minute.
+    """BTC/USD as a slow, mean-reverting, seeded random walk.
 
-    The price at the anchor minute is ``start``; other minutes are reached by walking
-    forwards or backwards from it with a fixed random stream, so the price is a pure
-    function of (seed, anchor, minute) and cached as it is explored.
+    The price at the anchor minute is ``start``.  After it (the simulation running) the walk
+    takes one step per minute and reverts to ``start``.  Before it (the simulated past,
+    months of it, read as hourly history) it reverts to ``past_level`` (default ``start``),
+    so the price can have been falling into the present, and takes one step per hour, drawn
+    from the same process over 60 minutes (the exact 60-step transition of the minute
+    walk): the past costs a sixtieth of the draws.  A minute of the past has the price of
+    the hour step at or before it.  Either way the price is a pure function of (seed,
+    anchor, minute), cached as it is explored.
     """
 
     def __init__(
@@ -349,10 +358,12 @@ class PriceWalk:
         start: float,
         sigma_per_minute: float = 0.0006,
         half_life_days: float = 5.0,
+        past_level: float | None = None,
     ) -> None:
         self.anchor_minute = int(anchor // 60)
         self.start = start
         self._log0 = math.log(start)
+        self._log_past = math.log(past_level if past_level is not None else start)
         self._sigma = sigma_per_minute
         self._theta = math.log(2) / (half_life_days * 1440)
         self._fwd_rng = random.Random(seed * 7919 + 1)
@@ -367,16 +378,29 @@ class PriceWalk:
             x += theta * (log0 - x) + sigma * rng.gauss(0.0, 1.0)
             path.append(x)
 
+    def _extend_hours(self, n: int) -> None:
+        """The past, one hour per step: x - log0 shrinks by phi^60 and gains the 60 minutes'
+        noise, sigma * sqrt((1 - phi^120) / (1 - phi^2)), phi = 1 - theta."""
+        path, rng = self._back, self._back_rng
+        phi = 1.0 - self._theta
+        decay = phi ** 60
+        noise = self._sigma * math.sqrt((1.0 - phi ** 120) / (1.0 - phi * phi))
+        log0, x = self._log_past, path[-1]
+        gauss = rng.gauss
+        while len(path) <= n:
+            x = log0 + (x - log0) * decay + noise * gauss(0.0, 1.0)
+            path.append(x)
+
     def usd(self, t: float) -> float:
         k = int(t // 60) - self.anchor_minute
         if k >= 0:
             if k >= len(self._fwd):
                 self._extend(self._fwd, self._fwd_rng, k)
             return math.exp(self._fwd[k])
-        k = -k
-        if k >= len(self._back):
-            self._extend(self._back, self._back_rng, k)
-        return math.exp(self._back[k])
+        hours = -(k // 60)  # the hour step at or before this minute
+        if hours >= len(self._back):
+            self._extend_hours(hours)
+        return math.exp(self._back[hours])
 
     def prices(self, t: float) -> dict[str, int]:
         """mempool.space's ``/api/v1/prices``: ``{"time": …, "USD": …, "EUR": …}``."""
@@ -446,7 +470,8 @@ class SimChain:
         self._deep_by_hash: dict[str, DeepHeader] = {}
         self._generate_deep()
         self.created_at = self._clock0  #: clock() when the chain was built
-        self.price = PriceWalk(seed=seed, anchor=self._clock0, start=sc.price_usd)
+        self.price = PriceWalk(seed=seed, anchor=self._clock0, start=sc.price_usd,
+                               past_level=sc.price_past_usd)
         self._hourly_prices: tuple[int, list[tuple[int, int]]] | None = None
 
     # ---------------------------------------------------------------- generation
