@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from rich.table import Table
 from rich.text import Text
@@ -29,6 +29,7 @@ from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.filter import LineFilter
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
@@ -256,6 +257,9 @@ class HangupGuard:
 
 
 
+_W = TypeVar("_W", bound=Widget)
+
+
 class MinertopApp(HangupGuard, App[int]):
     CSS_PATH = "minertop.tcss"
     TITLE = "minertop"
@@ -427,6 +431,15 @@ class MinertopApp(HangupGuard, App[int]):
         """The dashboard screen, even while a help or detail screen is on top of it."""
         return self.screen_stack[0]
 
+    def _main_one(self, cls: type[_W]) -> _W:
+        """The dashboard screen's widget of this type (remembered: the once-a-second tick
+        asks for the header and panes, and a DOM query each time is most of its cost)."""
+        cache: dict[type, Widget] = self.__dict__.setdefault("_widget_cache", {})
+        w = cache.get(cls)
+        if w is None or not w.is_attached or w.screen is not self.main:
+            w = cache[cls] = self.main.query_one(cls)
+        return w  # type: ignore[return-value]
+
     @property
     def has_site(self) -> bool:
         eng = self.local_engine
@@ -497,8 +510,13 @@ class MinertopApp(HangupGuard, App[int]):
     # ------------------------------------------------------------------ views
     def _views_ready(self) -> bool:
         """False while the app is starting up or shutting down (no panes to draw on)."""
-        return (not self._exit_requested() and bool(self.screen_stack)
-                and bool(self.main.query(HeaderBar)))
+        if self._exit_requested() or not self.screen_stack:
+            return False
+        try:
+            self._main_one(HeaderBar)
+        except NoMatches:
+            return False
+        return True
 
     @on(ViewUpdated)
     def _on_view(self, msg: ViewUpdated) -> None:
@@ -537,15 +555,15 @@ class MinertopApp(HangupGuard, App[int]):
                             markup=False)
         with self.batch_update():
             d = view.dashboard
-            header = self.main.query_one(HeaderBar)
+            header = self._main_one(HeaderBar)
             header.set_data(source=self._source_label(view),
                             tip=view.chain.tip_height if view.chain else None,
                             price=view.price.usd if view.price else None,
                             hashprice=d.hashprice.usd_per_ph_day if d else None)
             if d is not None and (prev is None or prev.dashboard is not d):
                 self.main.query_one(HashratePane).show(d.hashrate, d)
-                self.main.query_one(DriftPane).show(d.drift)
-                self.main.query_one(RetargetPane).show(d.retarget, d)
+                self._main_one(DriftPane).show(d.drift)
+                self._main_one(RetargetPane).show(d.retarget, d)
                 blocks = self.main.query(BlocksPane)
                 if blocks and view.chain is not None:
                     blocks.first().show(view.chain)
@@ -632,7 +650,7 @@ class MinertopApp(HangupGuard, App[int]):
         view = view or self.view
         active = view.alerts_active if view else ()
         crit = sum(1 for a in active if a.severity == "critical")
-        self.main.query_one(HeaderBar).set_alerts(crit, len(active) - crit)
+        self._main_one(HeaderBar).set_alerts(crit, len(active) - crit)
 
     def _alerts_table(self) -> Table:
         log_file = self.alert_rules.log_file
@@ -698,7 +716,7 @@ class MinertopApp(HangupGuard, App[int]):
         statuses = {"chain": chain, "price": self._status("price", now, view)}
         if view is not None and "rigs" in view.sources:
             statuses["rigs"] = self._status("rigs", now, view)
-        header = self.main.query_one(HeaderBar)
+        header = self._main_one(HeaderBar)
         header.set_statuses(statuses, now, self.paused)
         link = getattr(self.engine, "link_status", None)
         if link is not None:
@@ -730,8 +748,8 @@ class MinertopApp(HangupGuard, App[int]):
         with self.batch_update():
             d = self.dashboard
             if d is not None:
-                self.main.query_one(DriftPane).tick(now - d.now)
-                self.main.query_one(RetargetPane).tick(now)
+                self._main_one(DriftPane).tick(now - d.now)
+                self._main_one(RetargetPane).tick(now)
             self._update_statuses()
 
     # ------------------------------------------------------------------ actions
