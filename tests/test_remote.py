@@ -62,11 +62,18 @@ def test_the_recorded_hashprice_crosses_the_wire_and_an_older_daemon_sends_none(
 
 
 @pytest.mark.parametrize("bad", [
-    [[1.5, 5e-4, 36.0]], [[int(T0), 5e-4, 36.0]], [[86400, None, 36.0]],
-    [[86400, "x", 36.0]], [[86400, 5e-4, float("nan")]], [[86400, 5e-4]], 7,
+    [1.5, 5e-4, 36.0], [int(T0), 5e-4, 36.0], [86400, None, 36.0], [86400, "x", 36.0],
+    [86400, 5e-4, float("nan")], [86400, float("inf"), None], [86400, 5e-4], 7, [True, 1, 1],
 ])
-def test_a_malformed_recorded_hashprice_is_a_clear_error(bad: object) -> None:
+def test_a_malformed_recorded_day_is_left_out_and_the_view_kept(bad: object, caplog) -> None:
+    """One bad day (a non-finite figure, not a day start, a wrong shape) is dropped with a
+    warning; the other days and the view stay.  Not a list at all: a malformed view."""
     doc = _view_doc()
-    doc["hashprice_recorded"] = bad
-    with pytest.raises(WireError):
+    good = doc["hashprice_recorded"]
+    doc["hashprice_recorded"] = [good[0], bad, good[1]]
+    view = view_from_wire(doc, T0)
+    assert [p.time for p in view.hashprice_recorded] == [good[0][0], good[1][0]]
+    assert "1 malformed day(s) left out" in caplog.text
+    doc["hashprice_recorded"] = {"a": 1}
+    with pytest.raises(WireError, match="hashprice_recorded: not a list"):
         view_from_wire(doc, T0)

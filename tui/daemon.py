@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -358,8 +359,9 @@ class Daemon:
                 log.info("history is being written again")
             was_ok = ok
             now = self.clock()
-            if ok and int(now // DAY) != self._hashprice_day:
-                await self._load_hashprice()
+            if int(t // DAY) != self._hashprice_day:
+                # the first cycle of a new day is written: the day before is complete
+                await self._load_hashprice(int(t // DAY))
             if ok and now - last_compact >= COMPACT_EVERY_S:
                 last_compact = now
                 try:
@@ -367,11 +369,13 @@ class Daemon:
                 except Exception:
                     log.exception("compacting the history failed")
 
-    async def _load_hashprice(self) -> None:
-        """The daily hashprice of the last 90 days (today excluded: the chart's last point
-        is the current figure) from the store, into the engine for its next computation."""
+    async def _load_hashprice(self, today: int | None = None) -> None:
+        """The daily hashprice of the last 90 days before ``today`` (a UTC day number;
+        default: the clock's; today's is left out: the chart's last point is the current
+        figure) from the store, into the engine for its next computation."""
         assert self.store is not None
-        today = int(self.clock() // DAY)
+        if today is None:
+            today = int(self.clock() // DAY)
         self._hashprice_day = today  # a failure is retried the next day, not every cycle
         try:
             rows = await asyncio.to_thread(self.store.hashprice_days,
@@ -383,8 +387,9 @@ class Daemon:
         except Exception:
             log.exception("reading the recorded hashprice failed")
             return
-        self.hashprice_recorded = tuple(HashpricePoint(t, btc, usd) for t, btc, usd in rows
-                                        if btc is not None)
+        self.hashprice_recorded = tuple(
+            HashpricePoint(t, btc, usd if usd is not None and math.isfinite(usd) else None)
+            for t, btc, usd in rows if btc is not None and math.isfinite(btc))
         if self.engine is not None:
             self.engine.hashprice_recorded = self.hashprice_recorded
 

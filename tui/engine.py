@@ -173,7 +173,7 @@ def view_from_wire(doc: Any, now: float) -> EngineView:
                                              if f in st or f != "duration_s"})
         errors = {str(k): str(v) for k, v in wire.read_only(doc["errors"]).items()}
         # added within wire v3: an older daemon sends none
-        recorded = tuple(_recorded_point(p) for p in doc.get("hashprice_recorded") or ())
+        recorded = _recorded_points(doc.get("hashprice_recorded"))
         dashboard = compute(chain, price, now, recorded) if chain is not None else None
         return EngineView(
             seq=int(doc["seq"]), time=float(doc["time"]),
@@ -191,15 +191,34 @@ def view_from_wire(doc: Any, now: float) -> EngineView:
         raise wire.WireError(f"malformed view: {type(e).__name__}: {e}") from None
 
 
-def _recorded_point(p: Any) -> HashpricePoint:
-    """One ``[day, btc, usd]`` of a view's ``hashprice_recorded``."""
-    t, btc, usd = p
-    if not isinstance(t, int) or isinstance(t, bool) or t % 86400:
-        raise wire.WireError(f"hashprice_recorded: {t!r} is not the start of a day")
-    values = [None if v is None else float(v) for v in (btc, usd)]
-    if values[0] is None or any(v is not None and not math.isfinite(v) for v in values):
-        raise wire.WireError(f"hashprice_recorded: bad values for day {t}")
-    return HashpricePoint(t, values[0], values[1])
+def _recorded_points(raw: Any) -> tuple[HashpricePoint, ...]:
+    """A view's ``hashprice_recorded`` (``[[day, btc, usd], ...]``).  Not a list: the view is
+    malformed (:class:`~tui.wire.WireError`).  A point that is not a day start with a finite
+    BTC figure (and a finite or null USD one) is left out with a warning: one bad day must
+    not cost the attached dashboard the whole view."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise wire.WireError("hashprice_recorded: not a list")
+    out: list[HashpricePoint] = []
+    bad = 0
+    for p in raw:
+        try:
+            t, btc, usd = p
+            ok = (isinstance(t, int) and not isinstance(t, bool) and t % 86400 == 0
+                  and isinstance(btc, int | float) and not isinstance(btc, bool)
+                  and math.isfinite(btc) and (usd is None or (
+                      isinstance(usd, int | float) and not isinstance(usd, bool)
+                      and math.isfinite(usd))))
+        except (TypeError, ValueError):
+            ok = False
+        if ok:
+            out.append(HashpricePoint(t, float(btc), None if usd is None else float(usd)))
+        else:
+            bad += 1
+    if bad:
+        log.warning("the daemon's recorded hashprice: %d malformed day(s) left out", bad)
+    return tuple(out)
 
 
 Subscriber = Callable[[EngineView], None]

@@ -59,10 +59,11 @@ class HeaderBar(Widget):
         self.link: str | None = None  #: attached to a daemon: its label (e.g. its host)
         self.link_down_s: float | None = None  #: seconds since the daemon last answered
         self._split: int | None = None  #: the cell where the right part starts
+        self._parts: tuple[_Part, ...] = ()  #: left and right, once composed
 
     def compose(self) -> ComposeResult:
-        yield _Part(id="header-left")
-        yield _Part(id="header-right")
+        self._parts = (_Part(id="header-left"), _Part(id="header-right"))
+        yield from self._parts
 
     def on_mount(self) -> None:
         self._paint()
@@ -74,9 +75,9 @@ class HeaderBar(Widget):
     def _paint(self) -> None:
         """Split the line between the parts.  The split stays where it is while it falls in
         the gap between the two sides, so an age that gains a digit moves no boundary."""
-        parts = self.query(_Part)
+        parts = self._parts
         width = self.size.width
-        if len(parts) != 2 or width <= 0:
+        if not parts or not self.is_mounted or width <= 0:
             return
         left_end, right_start, text = self._line()
         split = self._split

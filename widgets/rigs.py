@@ -498,6 +498,8 @@ class RigsPane(SortFilter, Vertical):
         self._title_at: float | None = None
         self._sorted_at: float | None = None
         self._title_partial = False
+        #: the rows shown are an early batch of a cycle (not its complete end)
+        self._rows_partial = False
         #: the order was last computed from an early batch: the cycle's end sorts again
         self._sorted_on_partial = False
         self.columns: tuple[Column, ...] = columns_for(200)
@@ -531,11 +533,8 @@ class RigsPane(SortFilter, Vertical):
         old = self._rows
         self._rows = {r.rig_id: r for r in rows}
         self._retitle(title, complete)
-        resorted = self._sync(old, force_sort=complete and self._sorted_on_partial)
-        if complete:
-            self._sorted_on_partial = False
-        elif resorted:
-            self._sorted_on_partial = True
+        self._rows_partial = not complete
+        self._sync(old, force_sort=complete and self._sorted_on_partial)
 
     def _retitle(self, title: str, complete: bool) -> None:
         statuses = {k: r.status for k, r in self._rows.items()}
@@ -556,8 +555,8 @@ class RigsPane(SortFilter, Vertical):
             self.table.set_columns(cols)
             self._sync(self._rows, force_sort=True)
 
-    def _sync(self, old: Mapping[str, RigRow], force_sort: bool = False) -> bool:
-        """Show the rows in the table; True when they were sorted again."""
+    def _sync(self, old: Mapping[str, RigRow], force_sort: bool = False) -> None:
+        """Show the rows in the table (sorted again when they must be)."""
         rows, table = self._rows, self.table
         filt = self.filter_text
         ids = [k for k, r in rows.items() if matches(r, filt)] if filt else list(rows)
@@ -573,16 +572,17 @@ class RigsPane(SortFilter, Vertical):
             resort = any(value(old[k]) != value(rows[k]) for k in ids)
         if resort:
             self._sorted_at = now
+            self._sorted_on_partial = self._rows_partial
             current = sort_ids(rows, ids, COLUMN_BY_KEY[self.sort_column], self.sort_reverse)
         self.repaints += table.set_data(rows, current)
         set_border(self, subtitle=self._subtitle())
-        return resort
 
     def _resort(self) -> None:
         """The user changed the order: apply it now."""
         table = self.table
         table.set_sort_column(self.sort_column)
         self._sorted_at = time.monotonic()
+        self._sorted_on_partial = self._rows_partial
         order = sort_ids(self._rows, table.order, COLUMN_BY_KEY[self.sort_column],
                          self.sort_reverse)
         self.repaints += table.set_data(self._rows, order)
