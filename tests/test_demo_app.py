@@ -248,6 +248,36 @@ async def test_a_failure_computing_the_site_is_shown_in_the_rigs_pane() -> None:
         assert not pane.has_class("-error")
 
 
+async def test_a_failing_part_is_told_once_per_outage() -> None:
+    """A part's error is a toast once while it lasts, whatever the cycles repeat; after the
+    part recovers, the same error coming back is told again; an error whose text changes
+    every cycle keeps the remembered texts bounded."""
+    engine = demo_engine()
+    app = fed_app(engine)
+    v = demo_view()
+
+    def toasts() -> list[str]:
+        return [n.message for n in app._notifications if n.title == "chain failed"]
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await shown(pilot)
+        seq = v.seq
+        for errors in ({"chain": "HTTP 500"}, {"chain": "HTTP 500"}, {}, {"chain": "HTTP 500"}):
+            seq += 1
+            engine.publish(replace(v, seq=seq, errors=MappingProxyType(errors)))
+            await pilot.pause()
+        assert toasts() == ["HTTP 500", "HTTP 500"]
+        for i in range(200):
+            seq += 1
+            engine.publish(replace(v, seq=seq, errors=MappingProxyType(
+                {"chain": f"timed out after {i} s"})))
+            await pilot.pause()
+        assert len(app._notified_errors["chain"]) <= 64
+        engine.publish(replace(v, seq=seq + 1))
+        await pilot.pause()
+        assert app._notified_errors == {}
+
+
 def test_a_rig_hashing_nothing_is_stuck_not_ok() -> None:
     from tui.catalog import Catalog
     from tui.config import RigConfig, SiteConfig

@@ -306,7 +306,10 @@ class MinertopApp(HangupGuard, App[int]):
         self._span_name = "day"
         self._span_events: list[AlertEvent] | None = None  #: attached: a chosen span
         self.notifier: Any = None
-        self._notified_errors: set[str] = set()
+        #: per failing part, the errors already shown as a toast since it last recovered
+        #: (so an error that comes back after a recovery is shown again, and the set is
+        #: bounded by what one outage produces)
+        self._notified_errors: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ engine access
     @property
@@ -548,9 +551,14 @@ class MinertopApp(HangupGuard, App[int]):
             self.view = prev
             self.call_after_refresh(self._show, view)
             return
+        for part in [p for p in self._notified_errors if p not in view.errors]:
+            del self._notified_errors[part]
         for part, err in view.errors.items():
-            if err not in self._notified_errors:
-                self._notified_errors.add(err)
+            seen = self._notified_errors.setdefault(part, set())
+            if err not in seen:
+                if len(seen) >= 64:  # an error text that changes every time: start again
+                    seen.clear()
+                seen.add(err)
                 self.notify(safe(err), title=f"{part} failed", severity="error", timeout=15,
                             markup=False)
         with self.batch_update():

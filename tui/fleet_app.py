@@ -186,7 +186,10 @@ class FleetApp(HangupGuard, App[int]):
         self._due_at: float | None = None  #: monotonic time of the next poll
         self._retry_at: float | None = None  #: monotonic: a Retry-After not over yet
         self._last_done: float | None = None  #: monotonic end of the last poll
+        #: the errors shown as a toast since the source last answered (shown again when
+        #: they come back after a recovery)
         self._notified: set[str] = set()
+        self._told_no_sites = False
         self._hangup = False
         self._ascii_filter = AsciiFilter()
 
@@ -378,6 +381,7 @@ class FleetApp(HangupGuard, App[int]):
     @on(FleetFetched)
     def _on_fetched(self, msg: FleetFetched) -> None:
         self.fetched_at, self.error = msg.fetched_at, None
+        self._notified.clear()
         if self.paused:
             self._held = (msg.snapshot, msg.fetched_at)
             self._update_statuses()
@@ -388,6 +392,8 @@ class FleetApp(HangupGuard, App[int]):
     def _on_failed(self, msg: FleetFailed) -> None:
         self.error = msg.error
         if msg.error not in self._notified:
+            if len(self._notified) >= 64:  # an error text that changes every time
+                self._notified.clear()
             self._notified.add(msg.error)
             self.notify(msg.error, title="prometheus failed", severity="error", timeout=8,
                         markup=False)
@@ -417,8 +423,8 @@ class FleetApp(HangupGuard, App[int]):
     def _draw(self, snapshot: FleetSnapshot, fetched_at: float) -> None:
         now = self.clock()
         price = self._price(snapshot)
-        if not snapshot.sites and "no sites" not in self._notified:
-            self._notified.add("no sites")
+        if not snapshot.sites and not self._told_no_sites:
+            self._told_no_sites = True
             self.notify("Prometheus has no minertop series: is it scraping the sites' "
                         "daemons (GET /metrics, honor_labels: true)?", severity="warning",
                         timeout=15)
