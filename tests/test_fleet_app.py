@@ -359,6 +359,17 @@ async def test_failure_keeps_the_data_says_why_and_recovery_clears_it() -> None:
         assert "✗" not in header_text(app) and "updated 0s ago" in header_text(app)
         assert app.backoff.failures == 0
 
+        def refused() -> int:
+            return sum(1 for n in app._notifications
+                       if n.title == "prometheus failed" and "connection refused" in n.message)
+
+        assert refused() == 1
+        src.queue.append(SourceError(f"{PREFIX}: connection refused"))  # the same, again
+        await pilot.press("r")
+        await until(pilot, lambda: app.error is not None, "the second failure")
+        await pilot.pause()
+        assert refused() == 2  # told again: it came back after a recovery
+
 
 async def test_a_first_fetch_that_fails_says_so_and_names_the_source() -> None:
     src = FakeFleetSource()
