@@ -249,9 +249,12 @@ async def test_a_failure_computing_the_site_is_shown_in_the_rigs_pane() -> None:
 
 
 async def test_a_failing_part_is_told_once_per_outage() -> None:
-    """A part's error is a toast once while it lasts, whatever the cycles repeat; after the
-    part recovers, the same error coming back is told again; an error whose text changes
-    every cycle keeps the remembered texts bounded."""
+    """A part's error is a toast once while it lasts, whatever the cycles repeat, and a part
+    that flaps (fails, recovers for a poll, fails again) is one outage; once the part has
+    been healthy for a minute, the same error coming back is told again; an error whose
+    text changes every cycle keeps the remembered texts bounded."""
+    from tui.app import RETELL_AFTER_S
+
     engine = demo_engine()
     app = fed_app(engine)
     v = demo_view()
@@ -261,21 +264,33 @@ async def test_a_failing_part_is_told_once_per_outage() -> None:
 
     async with app.run_test(size=(120, 40)) as pilot:
         await shown(pilot)
-        seq = v.seq
-        for errors in ({"chain": "HTTP 500"}, {"chain": "HTTP 500"}, {}, {"chain": "HTTP 500"}):
-            seq += 1
-            engine.publish(replace(v, seq=seq, errors=MappingProxyType(errors)))
+        seq, t = v.seq, v.time
+
+        async def publish(errors: dict[str, str], after_s: float = 5.0) -> None:
+            nonlocal seq, t
+            seq, t = seq + 1, t + after_s
+            engine.publish(replace(v, seq=seq, time=t, errors=MappingProxyType(errors)))
             await pilot.pause()
-        assert toasts() == ["HTTP 500", "HTTP 500"]
-        for i in range(200):
-            seq += 1
-            engine.publish(replace(v, seq=seq, errors=MappingProxyType(
-                {"chain": f"timed out after {i} s"})))
-            await pilot.pause()
-        assert len(app._notified_errors["chain"]) <= 64
-        engine.publish(replace(v, seq=seq + 1))
-        await pilot.pause()
+
+        for errors in ({"chain": "HTTP 500"}, {"chain": "HTTP 500"}, {}, {"chain": "HTTP 500"},
+                       {}, {"chain": "HTTP 500"}):
+            await publish(errors)
+        assert toasts() == ["HTTP 500"]  # flapping: one outage
+        await publish({})
+        await publish({}, after_s=RETELL_AFTER_S - 1)
+        await publish({"chain": "HTTP 500"})
+        assert toasts() == ["HTTP 500"]  # healthy for less than a minute
+        await publish({})
+        await publish({}, after_s=RETELL_AFTER_S)
         assert app._notified_errors == {}
+        await publish({"chain": "HTTP 500"})
+        assert toasts() == ["HTTP 500", "HTTP 500"]  # a new outage: told again
+        for i in range(200):
+            await publish({"chain": f"timed out after {i} s"})
+        assert len(app._notified_errors["chain"]) <= 64
+        await publish({})
+        await publish({}, after_s=RETELL_AFTER_S)
+        assert app._notified_errors == {} and app._healthy_since == {}
 
 
 def test_a_rig_hashing_nothing_is_stuck_not_ok() -> None:

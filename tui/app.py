@@ -65,6 +65,9 @@ log = logging.getLogger("minertop")
 
 #: More alerts than this firing at once are summed up in one notification.
 ALERT_TOASTS = 3
+#: A part's failure is told again only after it has been healthy this long (s of view time):
+#: a source that fails on every other poll is one outage, not a toast per failure.
+RETELL_AFTER_S = 60.0
 
 
 class HelpScreen(ModalScreen[None]):
@@ -310,6 +313,8 @@ class MinertopApp(HangupGuard, App[int]):
         #: (so an error that comes back after a recovery is shown again, and the set is
         #: bounded by what one outage produces)
         self._notified_errors: dict[str, set[str]] = {}
+        #: per part in ``_notified_errors`` that is healthy now: since when (view time)
+        self._healthy_since: dict[str, float] = {}
 
     # ------------------------------------------------------------------ engine access
     @property
@@ -551,8 +556,12 @@ class MinertopApp(HangupGuard, App[int]):
             self.view = prev
             self.call_after_refresh(self._show, view)
             return
-        for part in [p for p in self._notified_errors if p not in view.errors]:
-            del self._notified_errors[part]
+        for part in list(self._notified_errors):
+            if part in view.errors:
+                self._healthy_since.pop(part, None)
+            elif view.time - self._healthy_since.setdefault(part, view.time) >= RETELL_AFTER_S:
+                del self._notified_errors[part]  # recovered: the next failure is told
+                del self._healthy_since[part]
         for part, err in view.errors.items():
             seen = self._notified_errors.setdefault(part, set())
             if err not in seen:
