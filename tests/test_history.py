@@ -49,3 +49,36 @@ def test_history_is_a_handful_of_objects_whatever_its_length() -> None:
         h.add(sample(float(i)))
     gc.collect()
     assert len(gc.get_objects()) - before < 20
+
+
+def _thinned_reference(times: list[float], capacity: int) -> list[float]:
+    """The points a history of ``capacity`` keeps, computed the plain way (new lists)."""
+    kept: list[float] = []
+    for t in times:
+        if len(kept) >= capacity:
+            half = len(kept) // 2
+            kept = kept[:half:2] + kept[half:]
+        kept.append(t)
+    return kept
+
+
+@pytest.mark.parametrize("capacity", [4, 5, 7, 100, 720])
+def test_full_arrays_keep_their_buffers_and_the_same_points(capacity: int) -> None:
+    """Once full, thinning compacts in place: no array is reallocated for the rest of the
+    session (a long run would otherwise fragment the C heap), and the points kept are the
+    same as thinning into new arrays would keep."""
+    h = RigHistory(capacity=capacity)
+    times = [i * 5.0 for i in range(capacity * 7 + 3)]
+    buffers: tuple[tuple[int, int], ...] | None = None
+    for i, t in enumerate(times):
+        h.add(sample(t, ths=float(i), margin=None if i % 3 else -float(i)))
+        if i + 1 == capacity:
+            buffers = (h._times.buffer_info(),
+                       *(a.buffer_info() for a in h._values.values()))
+    assert buffers is not None
+    assert (h._times.buffer_info(), *(a.buffer_info() for a in h._values.values())) == buffers
+    want = _thinned_reference(times, capacity)
+    assert len(h) == len(want) and h.count == len(times)
+    assert h.span_s == want[-1] - want[0]
+    assert h.series("hashrate_ths") == [t / 5.0 for t in want]
+    assert h.series("margin_usd_day") == [-t / 5.0 for t in want if (t / 5.0) % 3 == 0]

@@ -5,6 +5,11 @@ kept as flat arrays of numbers (one object per series, not one per sample: nothi
 garbage collector to walk) and never grows past ``capacity`` points.  When it is full, the
 older half is thinned to every other point: recent readings stay at full resolution, older
 ones get coarser, and the whole session stays covered.
+
+Once a rig's arrays have grown to ``capacity`` they keep that size for the rest of the
+session: thinning compacts them in place and later readings overwrite the freed tail, so a
+long run does not reallocate (and fragment the C heap with) thousands of arrays every few
+minutes.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ class Sample:
 class RigHistory:
     """One rig's readings (:class:`Sample`) and recent errors over the session."""
 
-    __slots__ = ("_times", "_values", "capacity", "count", "errors")
+    __slots__ = ("_n", "_times", "_values", "capacity", "count", "errors")
 
     def __init__(self, capacity: int = MAX_SAMPLES) -> None:
         if capacity < 4:
             raise ValueError("capacity must be at least 4")
         self.capacity = capacity
         self.count = 0  #: readings added over the session (thinning keeps fewer)
+        self._n = 0  #: points kept: the first ``_n`` items of each array
         self._times = array("d")
         #: float32 is plenty for the values shown (7 significant digits); NaN = unknown
         self._values = {name: array("f") for name in SERIES}
@@ -47,35 +53,49 @@ class RigHistory:
 
     def add(self, sample: Sample) -> None:
         """Append a reading (one with the same time as the last replaces it)."""
-        values = [getattr(sample, name) for name in SERIES]
-        if self._times and self._times[-1] == sample.time:
+        values = [math.nan if v is None else v for v in
+                  (getattr(sample, name) for name in SERIES)]
+        n = self._n
+        if n and self._times[n - 1] == sample.time:
             for name, v in zip(SERIES, values, strict=True):
-                self._values[name][-1] = math.nan if v is None else v
+                self._values[name][n - 1] = v
             return
-        if len(self._times) >= self.capacity:
+        if n >= self.capacity:
             self._thin()
+            n = self._n
         self.count += 1
-        self._times.append(sample.time)
-        for name, v in zip(SERIES, values, strict=True):
-            self._values[name].append(math.nan if v is None else v)
+        if n < len(self._times):  # after a thinning: reuse the array's tail
+            self._times[n] = sample.time
+            for name, v in zip(SERIES, values, strict=True):
+                self._values[name][n] = v
+        else:
+            self._times.append(sample.time)
+            for name, v in zip(SERIES, values, strict=True):
+                self._values[name].append(v)
+        self._n = n + 1
 
     def _thin(self) -> None:
-        half = len(self._times) // 2
-        self._times = self._times[:half:2] + self._times[half:]
-        for name, series in self._values.items():
-            self._values[name] = series[:half:2] + series[half:]
+        """Every other point of the older half, then the newer half, moved to the front."""
+        n = self._n
+        half = n // 2
+        kept = (half + 1) // 2 + (n - half)
+        for series in (self._times, *self._values.values()):
+            # the same length on both sides: the array is not resized
+            series[:kept] = series[:half:2] + series[half:n]
+        self._n = kept
 
     def __len__(self) -> int:
-        return len(self._times)
+        return self._n
 
     @property
     def span_s(self) -> float:
         """Seconds from the first point kept to the last."""
-        return self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
+        return self._times[self._n - 1] - self._times[0] if self._n > 1 else 0.0
 
     def series(self, attr: str) -> list[float]:
         """The known values of one series (``SERIES``), oldest first."""
-        return [v for v in self._values[attr] if not math.isnan(v)]
+        values = self._values[attr]
+        return [v for v in values[: self._n] if not math.isnan(v)]
 
     def error(self, when: float, message: str) -> None:
         if self.errors and self.errors[-1][1] == message:
