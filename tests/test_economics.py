@@ -93,8 +93,9 @@ def test_s21_xp_with_overhead_and_positive_retarget() -> None:
     assert e.margin_pct == pytest.approx(1.9192 / 7.668 * 100)
     # J/TH = 3645 / 270 = 13.5
     assert e.j_per_th == approx(13.5)
-    # break-even keeps paying the overhead: (7.668 - 0.5) / 87.48 = 7.168 / 87.48 = 0.081939
-    assert e.breakeven_usd_kwh == pytest.approx(0.0819387289, rel=1e-9)
+    # break-even: the revenue pays for the power (the overhead is paid either way):
+    # 7.668 / 87.48 = 0.0876543
+    assert e.breakeven_usd_kwh == pytest.approx(0.0876543210, rel=1e-9)
     # shutdown price = 5.7488 / 0.000108 = $53,229.63
     assert e.shutdown_price_usd == pytest.approx(53_229.6296296, rel=1e-9)
     # +5 % retarget: revenue / 1.05 = 7.302857; margin = 7.302857 - 5.7488 = 1.554057
@@ -102,11 +103,14 @@ def test_s21_xp_with_overhead_and_positive_retarget() -> None:
     assert e.margin_after_retarget_usd_day == pytest.approx(1.5540571429, rel=1e-9)
 
 
-def test_breakeven_electricity_zeroes_the_margin() -> None:
-    e = s19j()
-    assert e.breakeven_usd_kwh is not None
-    again = s19j(electricity_usd_kwh=e.breakeven_usd_kwh)
-    assert again.margin_usd_day == pytest.approx(0.0, abs=1e-12)
+def test_breakeven_electricity_zeroes_the_margin_over_power() -> None:
+    """At the break-even price the revenue pays exactly for the power: what is left is
+    minus the overhead, which is paid whether the machine runs or not."""
+    for overhead in (0.0, 0.75):
+        e = s19j(overhead_usd_day=overhead)
+        assert e.breakeven_usd_kwh is not None
+        again = s19j(electricity_usd_kwh=e.breakeven_usd_kwh, overhead_usd_day=overhead)
+        assert again.margin_usd_day == pytest.approx(-overhead, abs=1e-12)
 
 
 def test_shutdown_price_zeroes_the_margin() -> None:
@@ -206,7 +210,7 @@ def test_zero_hashrate_never_divides_by_zero() -> None:
     assert e.margin_pct is None  # % of a zero revenue is not defined
     assert e.j_per_th is None
     assert e.shutdown_price_usd is None  # no BTC earned: no price makes it pay
-    assert e.breakeven_usd_kwh == 0.0  # (0 - 0 overhead) / 73.632 kWh
+    assert e.breakeven_usd_kwh == 0.0  # 0 revenue / 73.632 kWh
     assert e.revenue_after_retarget_usd_day == 0.0
     assert e.margin_after_retarget_usd_day == approx(-4.41792)
 
@@ -221,11 +225,13 @@ def test_zero_power_and_zero_everything() -> None:
     assert e.margin_pct is None and e.j_per_th is None and e.breakeven_usd_kwh is None
 
 
-def test_overhead_larger_than_revenue_gives_negative_breakeven() -> None:
-    # (2.894528 - 3.0) / 73.632 = -0.0014324: no electricity price makes this rig pay
+def test_overhead_does_not_move_the_breakeven_electricity_price() -> None:
+    """An overhead larger than the revenue leaves the margin negative at any power price,
+    but running the rig still pays for its power below 2.894528 / 73.632 = $0.039311/kWh
+    (the curtailment view's advice agrees: the overhead is paid either way)."""
     e = s19j(overhead_usd_day=3.0)
-    assert e.breakeven_usd_kwh == pytest.approx((2.894528 - 3.0) / 73.632)
-    assert e.breakeven_usd_kwh < 0
+    assert e.breakeven_usd_kwh == pytest.approx(2.894528 / 73.632)
+    assert e.breakeven_usd_kwh == s19j().breakeven_usd_kwh
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0])

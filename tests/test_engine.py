@@ -224,6 +224,37 @@ async def test_an_exception_in_the_site_computation_is_logged_shown_and_survived
     assert eng.latest is not None and eng.latest.errors.get("site") is None
 
 
+@pytest.mark.parametrize("last_block", [False, True])
+async def test_the_rigs_after_the_retarget_count_the_change_once(last_block: bool) -> None:
+    """At a period's last block the hashprice already uses the new difficulty (consensus
+    fixed it): a rig's revenue after the retarget is its revenue now, not the projected
+    change applied a second time.  Before that, it is revenue x old/new difficulty."""
+    tip = 2016 * 463 + (2015 if last_block else 1600)
+    site, readings = a_site()
+    eng = Engine(SourceSpec(kind="mempool", url="http://127.0.0.1:1", site=site),
+                 sources=(Scripted("c", [squeeze_snapshot(NOW, tip=tip)]),
+                          Scripted("p", [price()])),
+                 rig_source=FakeRigs(site, readings), clock=lambda: NOW)  # type: ignore[arg-type]
+    await eng.start()
+    try:
+        await until(lambda: eng.site_view is not None and eng.dashboard is not None
+                    and eng.site_view.rows[0].economics is not None
+                    and eng.site_view.rows[0].economics.revenue_usd_day is not None)
+    finally:
+        await eng.stop()
+    d = eng.dashboard
+    assert d is not None and d.retarget is not None and d.retarget_locked is last_block
+    change = d.retarget.projection.difficulty_change
+    assert abs(change) > 5  # 696-s blocks: a cut of about 14 %
+    for row in eng.site_view.rows:  # type: ignore[union-attr]
+        e = row.economics
+        assert e is not None and e.revenue_usd_day is not None
+        factor = 1.0 if last_block else 1 / (1 + change / 100)
+        assert e.revenue_after_retarget_usd_day == pytest.approx(e.revenue_usd_day * factor)
+        assert e.margin_after_retarget_usd_day == pytest.approx(
+            e.revenue_usd_day * factor - e.cost_usd_day)  # type: ignore[operator]
+
+
 async def test_an_unexpected_exception_in_a_source_is_logged_with_its_traceback(
         caplog: pytest.LogCaptureFixture) -> None:
     eng = engine_with([ValueError("boom")])

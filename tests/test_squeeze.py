@@ -219,6 +219,11 @@ def test_dashboard_hashprice_after_retarget_and_locked_period() -> None:
                                                             // 4)})
     d = compute(s, PriceSnapshot(71_000.0, 0, "fixed"), times[tip] + 60)
     assert d.hashprice_after_retarget_usd == pytest.approx(d.hashprice.usd_per_ph_day)
+    # the rigs' "after the retarget" applies what is still ahead of the hashprice: nothing
+    assert d.retarget_locked and d.pending_retarget_change_pct == 0.0
+    assert d.retarget is not None and d.retarget.projection.difficulty_change != 0.0
+    d = compute(snap, PriceSnapshot(71_000.0, NOW, "fixed"), NOW)
+    assert not d.retarget_locked and d.pending_retarget_change_pct == change
 
 
 def test_hashprice_history_by_hand() -> None:

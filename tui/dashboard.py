@@ -61,6 +61,18 @@ class Dashboard:
     hashprice_after_retarget_usd: float | None = None
     #: daily hashprice over 90 days, oldest first, the last point is now
     hashprice_history: tuple[HashpricePoint, ...] = ()
+    #: the tip is its period's last block: the retarget is fixed by consensus and
+    #: ``hashprice`` already uses the new difficulty (:func:`next_block_difficulty`)
+    retarget_locked: bool = False
+
+    @property
+    def pending_retarget_change_pct(self) -> float | None:
+        """The difficulty change still ahead of ``hashprice``, in %: the projected one, or 0
+        once the retarget is locked (applying it again would count it twice).  None when
+        there is no projection."""
+        if self.retarget is None:
+            return None
+        return 0.0 if self.retarget_locked else self.retarget.projection.difficulty_change
 
 
 def next_block_difficulty(snap: ChainSnapshot) -> float:
@@ -118,6 +130,7 @@ def compute(snap: ChainSnapshot, price: PriceSnapshot | None, now: float,
         hashprice_after_retarget_btc=after[0] if after else None,
         hashprice_after_retarget_usd=after[1] if after else None,
         hashprice_history=hp_history,
+        retarget_locked=locked,
     )
 
 

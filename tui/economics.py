@@ -79,8 +79,9 @@ class RigEconomics:
     margin_usd_day: float | None  #: revenue - cost
     margin_pct: float | None  #: margin as % of revenue; None when revenue is 0 (or unknown)
     j_per_th: float | None  #: W / (TH/s); None without power or at zero hashrate
-    #: Electricity price at which margin = 0: (revenue - overhead) / kWh per day.  Negative
-    #: when the overhead alone exceeds the revenue (no power price makes the rig pay).
+    #: Electricity price at which the rig's revenue just pays for its power: revenue / kWh
+    #: per day.  Above it, running the rig loses money (the overhead is paid whether it runs
+    #: or not, so it does not move this price; see :mod:`tui.curtail`).
     breakeven_usd_kwh: float | None
     #: BTC price at which margin = 0: cost / BTC per day (pool fee and overhead included).
     shutdown_price_usd: float | None
@@ -119,8 +120,8 @@ def rig_economics(
     - cost = W / 1000 x 24 x $/kWh + overhead $/day
     - margin = revenue - cost; margin % = margin / revenue x 100 (None at revenue 0)
     - J/TH = W / TH/s
-    - break-even $/kWh = (revenue - overhead) / kWh per day: the power price at which the
-      margin is exactly 0 with the overhead still paid
+    - break-even $/kWh = revenue / kWh per day: the power price at which running the rig
+      just pays for its power (overhead is paid whether it runs or not)
     - shutdown price = cost / BTC per day
     - after the retarget: revenue x old/new difficulty (new/old = 1 + change/100) - cost
 
@@ -162,7 +163,7 @@ def rig_economics(
     margin = revenue - cost if revenue is not None and cost is not None else None
     margin_pct = margin / revenue * 100.0 if margin is not None and revenue else None
     j_per_th = watts / hr if watts is not None and hr else None
-    breakeven = (revenue - overhead) / kwh_day if revenue is not None and kwh_day else None
+    breakeven = revenue / kwh_day if revenue is not None and kwh_day else None
     shutdown = cost / btc if cost is not None and btc else None
 
     factor = retarget_factor(retarget_change_pct)

@@ -743,8 +743,8 @@ class Engine:
         kwargs: dict[str, Any] = dict(
             site=site, catalog=catalog, hashprice=d.hashprice if d else None,
             price_usd=self.price.usd if self.price else None,
-            retarget_change_pct=(d.retarget.projection.difficulty_change
-                                 if d and d.retarget else None),
+            # the change still ahead of the hashprice (0 once the retarget is locked in)
+            retarget_change_pct=d.pending_retarget_change_pct if d else None,
             power=power)
         if len(inputs) > THREAD_ABOVE_RIGS:
             view = await asyncio.to_thread(compute_site, inputs, **kwargs)
