@@ -555,3 +555,51 @@ def test_evaluation_in_steps_yields_between_chunks_and_gives_the_same_events() -
         assert yields == 3  # 10 rigs in chunks of 3: a hand-back after rigs 3, 6 and 9
         assert summary(got) == summary(want)
     assert summary(got) and stepped.active.keys() == whole.active.keys()
+
+
+def test_a_rule_turned_off_clears_its_alerts_and_timers(clock: FakeClock) -> None:
+    """The daemon's reload swaps the rules under a running engine: an alert whose rule is
+    now off is cleared (once; it would never be checked again), the others keep firing, a
+    condition that had started towards a rule now off is forgotten, and turning the rule
+    back on starts from scratch."""
+    from dataclasses import replace
+
+    d = Driver(clock, _Rules(hold_s=60.0))
+    hot = ok("a-01", margin_usd_day=-1.0, temp_max_c=90.0)
+    net = NetworkCondition(epoch_drift_pct=16.0)
+    d.step(0, (hot, ok("a-02", temp_max_c=95.0)), net)
+    assert summary(d.step(60, (hot, ok("a-02", temp_max_c=95.0)), net)) == [
+        ("fired", "rig:a-01:margin"), ("fired", "rig:a-01:temp"), ("fired", "rig:a-02:temp"),
+        ("fired", "network:drift")]
+    d.step(10, (hot, ok("a-03", temp_max_c=99.0)), net)  # a-03 starts arming; a-02 left
+    assert "rig:a-03:temp" in d.engine._arming
+    d.engine.rules = replace(d.engine.rules, rig_temp_above_c=None, drift_beyond_pct=None)
+    ev = d.step(10, (hot, ok("a-03", temp_max_c=99.0)), net)
+    assert summary(ev) == [("cleared", "rig:a-01:temp"), ("cleared", "network:drift")]
+    assert [e.alert.message for e in ev] == ["a-01: temp alert turned off",
+                                             "network: drift alert turned off"]
+    assert list(d.engine.active) == ["rig:a-01:margin"] and d.engine._arming == {}
+    for _ in range(10):
+        assert d.step(60, (hot, ok("a-03", temp_max_c=99.0)), net) == []
+    # back on: a condition must hold the whole hold time again
+    d.engine.rules = replace(d.engine.rules, rig_temp_above_c=85.0)
+    assert d.step(10, (hot, ok("a-03", temp_max_c=99.0)), net) == []
+    assert d.step(30, (hot, ok("a-03", temp_max_c=99.0)), net) == []
+    assert summary(d.step(30, (hot, ok("a-03", temp_max_c=99.0)), net)) == [
+        ("fired", "rig:a-01:temp"), ("fired", "rig:a-03:temp")]
+    # every alert off: all clear at the next evaluation, nothing more after
+    d.engine.rules = replace(d.engine.rules, enabled=False)
+    assert sorted(summary(d.step(10, (), net))) == [
+        ("cleared", "rig:a-01:margin"), ("cleared", "rig:a-01:temp"),
+        ("cleared", "rig:a-03:temp")]
+    assert d.engine.active == {} and d.step(10, (), net) == []
+
+
+def test_a_rig_that_leaves_mid_hold_starts_again_when_it_comes_back(clock: FakeClock) -> None:
+    d = Driver(clock, _Rules(hold_s=60.0))
+    hot = ok("b", temp_max_c=90.0)
+    assert d.step(0, (hot,)) == []
+    assert d.step(10, ()) == []  # gone before the hold time was up
+    assert d.step(86_400, (hot,)) == []  # a day later: the hold time starts now
+    ev = d.step(60, (hot,))
+    assert summary(ev) == [("fired", "rig:b:temp")] and ev[0].alert.since == clock.now - 60

@@ -237,9 +237,11 @@ class AlertEngine:
         """:meth:`evaluate` in steps of ``chunk`` rigs: the generator yields between them
         (a caller with thousands of rigs can do other work there) and returns the events.
         Run one evaluation at a time: the steps share the engine's state."""
-        if not self.rules.enabled:
-            return []
         events: list[AlertEvent] = []
+        self._retire_turned_off(events, now)
+        if not self.rules.enabled:
+            self.history.extend(events)
+            return events
         present = {r.rig_id: r for r in rigs}
         for rid in [rid for rid in self._down_since if rid not in present]:
             del self._down_since[rid]
@@ -248,6 +250,11 @@ class AlertEngine:
         for key, alert in list(self._active.items()):
             if key.startswith("rig:") and alert.subject not in present:
                 self._clear(events, now, key, f"{safe(alert.subject, 64)} no longer on the site")
+        # a condition that had started on a rig that left starts again if it comes back
+        for timers in (self._arming, self._clearing):
+            for key in [k for k in timers
+                        if k.startswith("rig:") and k[4:].rpartition(":")[0] not in present]:
+                del timers[key]
         for i, r in enumerate(present.values()):
             if i and i % chunk == 0:
                 yield
@@ -256,6 +263,32 @@ class AlertEngine:
             self._network(events, now, network)
         self.history.extend(events)
         return events
+
+    def kind_on(self, kind: str) -> bool:
+        """Whether the rules watch for this kind of alert now."""
+        r = self.rules
+        if not r.enabled:
+            return False
+        limits: dict[str, object] = {
+            "offline": r.rig_offline_s, "stuck": r.rig_stuck_s,
+            "board": True if r.rig_board_down else None,
+            "margin": r.rig_margin_below_usd_day, "temp": r.rig_temp_above_c,
+            "hashrate": r.rig_hashrate_below_nominal_pct, "drift": r.drift_beyond_pct,
+            "retarget": r.retarget_within_h,
+        }
+        return limits.get(kind) is not None
+
+    def _retire_turned_off(self, events: list[AlertEvent], now: float) -> None:
+        """Rules can change under a running engine (the daemon's reload): an alert whose rule
+        is now off clears (it would never be checked again), and a condition that had
+        started towards one is forgotten."""
+        for key, alert in list(self._active.items()):
+            if not self.kind_on(alert.kind):
+                who = "network" if alert.subject == "network" else safe(alert.subject, 64)
+                self._clear(events, now, key, f"{who}: {alert.kind} alert turned off")
+        for timers in (self._arming, self._clearing):
+            for key in [k for k in timers if not self.kind_on(k.rpartition(":")[2])]:
+                del timers[key]
 
     # -- bookkeeping
     def _fire(self, events: list[AlertEvent], alert: Alert, now: float) -> None:
