@@ -345,13 +345,64 @@ def test_v1_file_is_migrated_to_v2_and_its_rows_still_give_a_hashprice(tmp_path:
         assert s.hashprice_days(day, day + 86400)[0][1] == pytest.approx(
             (0.0005 + 0.00054 + 0.0006) / 3)
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     for table in ("cycle_raw", "cycle_5m", "cycle_1h"):
         names = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
         assert "hashprice_btc_ph_day" in names, table
         if table != "cycle_raw":
-            assert {"hashprice_btc_ph_day_min", "hashprice_btc_ph_day_max"} <= set(names)
+            assert {"hashprice_btc_ph_day_min", "hashprice_btc_ph_day_max",
+                    "hashprice_btc_ph_day_n", "price_usd_n"} <= set(names)
+    for table in ("rig_5m", "rig_1h"):  # v3: the samples behind each mean
+        names = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+        assert {"hr_n", "pw_n", "tc_n", "mg_n"} <= set(names), table
     db.close()
+
+
+def test_means_over_buckets_weight_the_samples_behind_each(tmp_path: Path) -> None:
+    """A bucket where a value was missing in most cycles (a rig offline, the chain source
+    down) weighs by the samples it has, not by all its cycles: the hourly mean, the daily
+    hashprice and a late row merged into a rolled bucket all equal the plain mean of the
+    recorded values, as the raw rows give it."""
+    d0 = (T0 // 86400 + 1) * 86400
+    hr: list[float] = []
+    usd: list[float] = []
+    path = tmp_path / "h.db"
+    with HistoryStore(path) as s:
+        for i in range(60):  # 10 minutes, every 10 s: two 5-minute buckets
+            first = i < 30
+            h = (100.0 if i == 0 else None) if first else 50.0
+            u = (100.0 if i == 0 else None) if first else 40.0
+            s.record_cycle(d0 + 10 * i,
+                           rigs=[RigPoint("r", h, None, None, "ok" if h else "offline", None)],
+                           chain=replace(chain(), price_usd=100.0 if u else None,
+                                         hashprice_usd_ph_day=u,
+                                         hashprice_btc_ph_day=None if u is None else u / 100))
+            hr += [h] if h is not None else []
+            usd += [u] if u is not None else []
+        want_hr, want_usd = sum(hr) / len(hr), sum(usd) / len(usd)  # 51.6, 41.0
+        assert s.hashprice_days(d0, d0 + 86400) == [
+            (d0, pytest.approx(want_usd / 100), pytest.approx(want_usd))]
+        s.compact(d0 + 3 * 86400)  # 5-minute rows
+        assert s.hashprice_days(d0, d0 + 86400)[0][2] == pytest.approx(want_usd)
+        # a late reading (the clock stepped back) merges into the rolled first bucket
+        s.record_cycle(d0 + 5, rigs=[RigPoint("r", 10.0, None, None, "ok", None)],
+                       chain=replace(chain(), price_usd=100.0, hashprice_usd_ph_day=10.0,
+                                     hashprice_btc_ph_day=0.1))
+        hr.append(10.0)
+        usd.append(10.0)
+        want_hr, want_usd = sum(hr) / len(hr), sum(usd) / len(usd)
+        s.compact(d0 + 3 * 86400)
+        first = s.rig_history("r", d0, d0 + 1)[0]
+        assert first["samples"] == 31 and first["hashrate_ths"] == pytest.approx(55.0)
+        assert s.hashprice_days(d0, d0 + 86400)[0][2] == pytest.approx(want_usd)
+        s.compact(d0 + 32 * 86400)  # hourly rows
+        [p] = s.rig_history("r", d0, d0 + 3600)
+        assert p["samples"] == 61
+        assert p["hashrate_ths"] == pytest.approx(want_hr, abs=1e-3)  # stored in GH/s
+        [(day, btc, u)] = s.hashprice_days(d0, d0 + 86400)
+        assert u == pytest.approx(want_usd) and btc == pytest.approx(want_usd / 100)
+        assert s.site_history(d0, d0 + 3600)[0]["hashprice_usd_ph_day"] == pytest.approx(
+            want_usd)
 
 
 # --------------------------------------------------------------------------- disk full

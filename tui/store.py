@@ -193,6 +193,24 @@ def _rig_agg_columns() -> str:
     return ", ".join(f"{c}_min, {c}, {c}_max" for _, c, _ in _RIG_VALUES)
 
 
+# Schema v3: an aggregated row also counts, per value, the cycles that had one (``<value>_n``;
+# NULL when all ``n`` did, which costs no bytes), so that a mean over buckets weights each
+# bucket's mean by the samples behind it, not by every cycle (a rig offline for most of a
+# bucket, the chain source down for a while).  Rows written before v3 have NULL: weighted
+# by ``n`` as they were.
+def _cycle_count_columns() -> str:
+    return ", ".join(f"{f}_n" for f in _CYCLE_FIELDS)
+
+
+def _rig_count_columns() -> str:
+    return ", ".join(f"{c}_n" for _, c, _ in _RIG_VALUES)
+
+
+def _weight(col: str, n: str = "n") -> str:
+    """SQL: the samples behind an aggregated row's ``col`` (see the v3 note above)."""
+    return f"coalesce({col}_n, {n})"
+
+
 def _migrate_to_v1(db: sqlite3.Connection) -> None:
     """Version 1: the initial schema."""
     cycle_cols = ", ".join(
@@ -236,9 +254,19 @@ def _migrate_to_v2(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE cycle_{res} ADD COLUMN hashprice_btc_ph_day{suffix} REAL")
 
 
+def _migrate_to_v3(db: sqlite3.Connection) -> None:
+    """Version 3: per value, the samples behind an aggregated row's mean (``<value>_n``)."""
+    for res in ("5m", "1h"):
+        for f in _CYCLE_FIELDS:
+            db.execute(f"ALTER TABLE cycle_{res} ADD COLUMN {f}_n INTEGER")
+        for _, c, _ in _RIG_VALUES:
+            db.execute(f"ALTER TABLE rig_{res} ADD COLUMN {c}_n INTEGER")
+
+
 #: _MIGRATIONS[v] upgrades a file from user_version v to v + 1, inside one transaction.
 #: To change the schema, append a function; SCHEMA_VERSION follows.
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3]
 SCHEMA_VERSION: int = len(_MIGRATIONS)
 
 
@@ -772,22 +800,27 @@ class HistoryStore:
         """The hashprice the daemon saw, one ``(day start, BTC, USD per PH/day)`` per UTC
         day with ``since <= day start < until`` and a recorded value, oldest first.
 
-        Each is the mean of every cycle recorded that day, whatever resolution it is kept at
-        now (raw, 5-minute or hourly rows, weighted by the cycles each holds); no cycle is in
-        two tables, so nothing counts twice.  BTC: the recorded BTC hashprice; rows written
+        Each is the mean of every cycle recorded that day with a value, whatever resolution
+        it is kept at now (raw, 5-minute or hourly rows, weighted by the samples behind each:
+        schema v3); no cycle is in two tables, so nothing counts twice.  BTC: the recorded BTC hashprice; rows written
         before schema v2 have none, and give the USD one over that row's mean price instead.
         """
         lo = math.floor(since / 86400) * 86400
         parts = []
-        for table, n in (("cycle_1h", "n"), ("cycle_5m", "n"), ("cycle_raw", "1")):
+        usd, btc = "hashprice_usd_ph_day", "hashprice_btc_ph_day"
+        for table in ("cycle_1h", "cycle_5m", "cycle_raw"):
+            agg = table != "cycle_raw"
+            nu = _weight(usd) if agg else "1"
+            nb = (f"CASE WHEN {btc} IS NOT NULL THEN {_weight(btc)} ELSE {_weight(usd)} END"
+                  if agg else "1")
             parts.append(
-                f"SELECT t / 86400 * 86400 AS day, {n} AS n, hashprice_usd_ph_day AS usd,"
-                " coalesce(hashprice_btc_ph_day, hashprice_usd_ph_day / nullif(price_usd, 0))"
+                f"SELECT t / 86400 * 86400 AS day, {nu} AS nu, {nb} AS nb, {usd} AS usd,"
+                f" coalesce({btc}, {usd} / nullif(price_usd, 0))"
                 f" AS btc FROM {table} WHERE t >= ? AND t < ?"
             )
         sql = (
-            "SELECT day, total(btc * n) / sum(CASE WHEN btc IS NOT NULL THEN n END),"
-            " total(usd * n) / sum(CASE WHEN usd IS NOT NULL THEN n END)"
+            "SELECT day, total(btc * nb) / sum(CASE WHEN btc IS NOT NULL THEN nb END),"
+            " total(usd * nu) / sum(CASE WHEN usd IS NOT NULL THEN nu END)"
             f" FROM ({' UNION ALL '.join(parts)}) GROUP BY day"
             " HAVING count(btc) + count(usd) > 0 ORDER BY day"
         )
@@ -859,20 +892,23 @@ class HistoryStore:
         db = self._db
         rng = (b, b + BUCKET_5M_S)
         cyc_sel = ", ".join(f"avg({f}), min({f}), max({f})" for f in _CYCLE_FIELDS)
+        cyc_n = ", ".join(f"nullif(count({f}), count(*))" for f in _CYCLE_FIELDS)
         rig_sel = ", ".join(
             f"min({c}), CAST(round(avg({c})) AS INTEGER), max({c})" for _, c, _ in _RIG_VALUES
         )
+        rig_n = ", ".join(f"nullif(count({c}), count(*))" for _, c, _ in _RIG_VALUES)
         with self._tx():
             db.execute(
-                f"INSERT INTO cycle_5m (t, n, {_cycle_agg_columns()})"
-                f" SELECT ?, count(*), {cyc_sel} FROM cycle_raw WHERE t >= ? AND t < ?"
+                f"INSERT INTO cycle_5m (t, n, {_cycle_agg_columns()}, {_cycle_count_columns()})"
+                f" SELECT ?, count(*), {cyc_sel}, {cyc_n} FROM cycle_raw WHERE t >= ? AND t < ?"
                 f" ON CONFLICT (t) DO UPDATE SET {_cycle_merge_sql()}",
                 (b, *rng),
             )
             db.execute(
-                f"INSERT INTO rig_5m (t, rig, n, nb, st, {_rig_agg_columns()})"
-                f" SELECT ?, rig, count(*), sum(st != 0), max(st), {rig_sel} FROM rig_raw"
-                f" WHERE t >= ? AND t < ? GROUP BY rig"
+                f"INSERT INTO rig_5m (t, rig, n, nb, st, {_rig_agg_columns()},"
+                f" {_rig_count_columns()})"
+                f" SELECT ?, rig, count(*), sum(st != 0), max(st), {rig_sel}, {rig_n}"
+                f" FROM rig_raw WHERE t >= ? AND t < ? GROUP BY rig"
                 f" ON CONFLICT (t, rig) DO UPDATE SET {_rig_merge_sql()}",
                 (b, *rng),
             )
@@ -889,26 +925,32 @@ class HistoryStore:
         h = oldest // BUCKET_1H_S * BUCKET_1H_S
         db = self._db
         rng = (h, h + BUCKET_1H_S)
+        def known(col: str) -> str:  # the samples behind the bucket's known means
+            return f"sum(CASE WHEN {col} IS NOT NULL THEN {_weight(col)} END)"
+
         cyc_sel = ", ".join(
-            f"total({f} * 1.0 * n) / sum(CASE WHEN {f} IS NOT NULL THEN n END),"
-            f" min({f}_min), max({f}_max)"
+            f"total({f} * 1.0 * {_weight(f)}) / {known(f)}, min({f}_min), max({f}_max)"
             for f in _CYCLE_FIELDS
         )
+        cyc_n = ", ".join(f"nullif(coalesce({known(f)}, 0), sum(n))" for f in _CYCLE_FIELDS)
         rig_sel = ", ".join(
-            f"min({c}_min), CAST(round(total({c} * 1.0 * n) /"
-            f" sum(CASE WHEN {c} IS NOT NULL THEN n END)) AS INTEGER), max({c}_max)"
+            f"min({c}_min), CAST(round(total({c} * 1.0 * {_weight(c)}) / {known(c)})"
+            f" AS INTEGER), max({c}_max)"
             for _, c, _ in _RIG_VALUES
         )
+        rig_n = ", ".join(
+            f"nullif(coalesce({known(c)}, 0), sum(n))" for _, c, _ in _RIG_VALUES)
         with self._tx():
             db.execute(
-                f"INSERT INTO cycle_1h (t, n, {_cycle_agg_columns()})"
-                f" SELECT ?, sum(n), {cyc_sel} FROM cycle_5m WHERE t >= ? AND t < ?"
+                f"INSERT INTO cycle_1h (t, n, {_cycle_agg_columns()}, {_cycle_count_columns()})"
+                f" SELECT ?, sum(n), {cyc_sel}, {cyc_n} FROM cycle_5m WHERE t >= ? AND t < ?"
                 f" ON CONFLICT (t) DO UPDATE SET {_cycle_merge_sql()}",
                 (h, *rng),
             )
             db.execute(
-                f"INSERT INTO rig_1h (t, rig, n, nb, st, {_rig_agg_columns()})"
-                f" SELECT ?, rig, sum(n), sum(nb), max(st), {rig_sel} FROM rig_5m"
+                f"INSERT INTO rig_1h (t, rig, n, nb, st, {_rig_agg_columns()},"
+                f" {_rig_count_columns()})"
+                f" SELECT ?, rig, sum(n), sum(nb), max(st), {rig_sel}, {rig_n} FROM rig_5m"
                 f" WHERE t >= ? AND t < ? GROUP BY rig"
                 f" ON CONFLICT (t, rig) DO UPDATE SET {_rig_merge_sql()}",
                 (h, *rng),
@@ -1018,29 +1060,37 @@ class HistoryStore:
         self.close()
 
 
+def _merged_mean(col: str, rounded: bool) -> list[str]:
+    """SET items merging an aggregated value, its count, min and max into an existing row:
+    the mean weighted by the samples behind each side (``n`` and ``excluded.n`` are the old
+    rows' cycle counts: SQLite evaluates every SET expression on the row as it was)."""
+    w_old, w_new = _weight(col), _weight(f"excluded.{col}", "excluded.n")
+    mean = f"({col} * {w_old} + excluded.{col} * {w_new}) * 1.0 / ({w_old} + {w_new})"
+    if rounded:
+        mean = f"CAST(round({mean}) AS INTEGER)"
+    return [
+        f"{col} = CASE WHEN {col} IS NULL THEN excluded.{col} WHEN excluded.{col} IS NULL"
+        f" THEN {col} ELSE {mean} END",
+        f"{col}_n = nullif((CASE WHEN {col} IS NULL THEN 0 ELSE {w_old} END)"
+        f" + (CASE WHEN excluded.{col} IS NULL THEN 0 ELSE {w_new} END), n + excluded.n)",
+        f"{col}_min = coalesce(min({col}_min, excluded.{col}_min), {col}_min,"
+        f" excluded.{col}_min)",
+        f"{col}_max = coalesce(max({col}_max, excluded.{col}_max), {col}_max,"
+        f" excluded.{col}_max)",
+    ]
+
+
 def _cycle_merge_sql() -> str:
     """ON CONFLICT SET clause merging an aggregate row into an existing one (rare: only
     when late rows arrive for a bucket already rolled up, e.g. after a clock step)."""
     parts = ["n = n + excluded.n"]
     for f in _CYCLE_FIELDS:
-        parts += [
-            f"{f} = CASE WHEN {f} IS NULL THEN excluded.{f} WHEN excluded.{f} IS NULL"
-            f" THEN {f} ELSE ({f} * n + excluded.{f} * excluded.n) * 1.0"
-            f" / (n + excluded.n) END",
-            f"{f}_min = coalesce(min({f}_min, excluded.{f}_min), {f}_min, excluded.{f}_min)",
-            f"{f}_max = coalesce(max({f}_max, excluded.{f}_max), {f}_max, excluded.{f}_max)",
-        ]
+        parts += _merged_mean(f, rounded=False)
     return ", ".join(parts)
 
 
 def _rig_merge_sql() -> str:
     parts = ["n = n + excluded.n", "nb = nb + excluded.nb", "st = max(st, excluded.st)"]
     for _, c, _ in _RIG_VALUES:
-        parts += [
-            f"{c} = CASE WHEN {c} IS NULL THEN excluded.{c} WHEN excluded.{c} IS NULL"
-            f" THEN {c} ELSE CAST(round(({c} * n + excluded.{c} * excluded.n) * 1.0"
-            f" / (n + excluded.n)) AS INTEGER) END",
-            f"{c}_min = coalesce(min({c}_min, excluded.{c}_min), {c}_min, excluded.{c}_min)",
-            f"{c}_max = coalesce(max({c}_max, excluded.{c}_max), {c}_max, excluded.{c}_max)",
-        ]
+        parts += _merged_mean(c, rounded=True)
     return ", ".join(parts)
