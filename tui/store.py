@@ -802,8 +802,9 @@ class HistoryStore:
 
         Each is the mean of every cycle recorded that day with a value, whatever resolution
         it is kept at now (raw, 5-minute or hourly rows, weighted by the samples behind each:
-        schema v3); no cycle is in two tables, so nothing counts twice.  BTC: the recorded BTC hashprice; rows written
-        before schema v2 have none, and give the USD one over that row's mean price instead.
+        schema v3); no cycle is in two tables, so nothing counts twice.  BTC: the recorded
+        BTC hashprice; rows written before schema v2 have none, and give the USD one over
+        that row's mean price instead.
         """
         lo = math.floor(since / 86400) * 86400
         parts = []
