@@ -111,3 +111,16 @@ def test_the_curtailment_table_says_it_in_words() -> None:
     assert "at the next price: 2 lose money, switching them off saves $18.36/day" in text
     assert "✗ off: saves $1.32/d" in text and "▲ off at the next price" in text
     assert "never switches a machine" in text
+
+
+def test_a_negative_power_price_loses_no_rig() -> None:
+    """Paid to draw power: every running rig, even a stuck one, earns more than running
+    costs, so the advice switches nothing off; back at a positive price it does."""
+    neg = -0.0125  # the site's price in force, as the rows carry it
+    rows = [row("earns", 6.00, 3000, price=neg), row("loses", 3.00, 3000, price=neg),
+            row("stuck", 0.0, 2900, status="stuck", price=neg)]
+    p = plan(rows, usd_kwh_now=neg, usd_kwh_next=0.19, next_change_unix=1000.0)
+    assert p.losing_now == () and p.saving_now == 0.0
+    by = {r.name: r for r in p.rows}
+    assert by["stuck"].margin_now == pytest.approx(2.9 * 24 * 0.0125)
+    assert {r.name for r in p.losing_next} == {"earns", "loses", "stuck"}  # $13.68 of power

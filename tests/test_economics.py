@@ -246,7 +246,6 @@ def test_garbage_hashrate_or_power_counts_as_unknown(bad: float) -> None:
 @pytest.mark.parametrize(
     "kw",
     [
-        {"electricity_usd_kwh": -0.01},
         {"electricity_usd_kwh": math.nan},
         {"pool_fee_pct": 101.0},
         {"pool_fee_pct": -1.0},
@@ -341,3 +340,26 @@ def test_site_totals_accepts_a_generator_and_zero_hashrate_rigs() -> None:
     assert t.rigs == 2 and t.hashrate_ths == approx(104.0)
     # the idle rig costs 4.41792 and earns nothing: production cost = 2 x 4.41792 / 0.000040768
     assert t.production_cost_usd_per_btc == pytest.approx(2 * 108_367.3469388, rel=1e-9)
+
+
+def test_a_negative_power_price_pays_the_rig_to_run() -> None:
+    """A real-time price below zero (the site is paid to draw power): the power cost is a
+    credit, the margin exceeds the revenue, the rig earns at any BTC price (shutdown price
+    0), and the break-even price does not move."""
+    e = s19j(electricity_usd_kwh=-0.01, overhead_usd_day=0.5)
+    # 73.632 kWh/day x -0.01 = -0.73632, + 0.50 overhead = -0.23632
+    assert e.cost_usd_day == approx(-0.23632)
+    assert e.margin_usd_day == approx(2.894528 + 0.23632)
+    assert e.shutdown_price_usd == 0.0
+    assert e.breakeven_usd_kwh == s19j().breakeven_usd_kwh
+    with pytest.raises(ValueError, match="must be a number"):
+        s19j(electricity_usd_kwh=math.nan)
+
+
+def test_power_prices_read_with_a_real_minus_sign() -> None:
+    from tui.fmt import fmt_usd_kwh
+
+    assert fmt_usd_kwh(0.06) == "$0.060/kWh"
+    assert fmt_usd_kwh(-0.0125) == "−$0.013/kWh"  # rounds half to even on the binary value
+    assert fmt_usd_kwh(-0.0125, 4, unit=False) == "−$0.0125"
+    assert fmt_usd_kwh(None) == "—"

@@ -110,6 +110,18 @@ async def test_zero_is_a_price(serve) -> None:  # type: ignore[no-untyped-def]
     assert (await fetch(feed(url))).usd_kwh == 0.0
 
 
+async def test_a_negative_price_is_used(serve) -> None:  # type: ignore[no-untyped-def]
+    """Real-time markets go below zero (the site is paid to draw power): the price is
+    used as it is, and wins over the tariff while fresh."""
+    from tui.tariff import tariff_now
+
+    url = await serve(lambda r: price_doc(-12.5))
+    snap = await fetch(feed(url))
+    assert snap.usd_kwh == pytest.approx(-0.0125)
+    now = tariff_now(0.06, snap.usd_kwh, True, 0.0)
+    assert (now.usd_kwh, now.source) == (pytest.approx(-0.0125), "feed")
+
+
 # --------------------------------------------------------------------------- bad replies
 
 
@@ -139,8 +151,8 @@ async def test_zero_is_a_price(serve) -> None:  # type: ignore[no-untyped-def]
         ([1, 2], "data.0.price", "usd_mwh",
          "data.0.price not found: the top of the reply is a list, so 'data' must be an index "
          "like 0 (or -1 for the last item)"),
-        ({"data": [{"price": -12.5}]}, "data.0.price", "usd_mwh",
-         "data.0.price is -12.5 $/MWh: a negative price is not used (expected 0–10000 $/MWh)"),
+        ({"data": [{"price": -12500}]}, "data.0.price", "usd_mwh",
+         "data.0.price is -12500 $/MWh (-12.5 $/kWh), under the −10 $/kWh limit"),
         ({"data": [{"price": 20000}]}, "data.0.price", "usd_mwh",
          "data.0.price is 20000 $/MWh (20 $/kWh), over the 10 $/kWh limit"),
         ({"data": [{"price": 42.1}]}, "data.0.price", "usd_kwh",

@@ -83,7 +83,8 @@ class RigEconomics:
     #: per day.  Above it, running the rig loses money (the overhead is paid whether it runs
     #: or not, so it does not move this price; see :mod:`tui.curtail`).
     breakeven_usd_kwh: float | None
-    #: BTC price at which margin = 0: cost / BTC per day (pool fee and overhead included).
+    #: BTC price at which margin = 0: cost / BTC per day (pool fee and overhead included);
+    #: 0 when the cost is below zero (a negative power price: it earns at any BTC price).
     shutdown_price_usd: float | None
     revenue_after_retarget_usd_day: float | None  #: revenue x old/new difficulty
     margin_after_retarget_usd_day: float | None
@@ -122,7 +123,7 @@ def rig_economics(
     - J/TH = W / TH/s
     - break-even $/kWh = revenue / kWh per day: the power price at which running the rig
       just pays for its power (overhead is paid whether it runs or not)
-    - shutdown price = cost / BTC per day
+    - shutdown price = cost / BTC per day (0 when the cost is below zero)
     - after the retarget: revenue x old/new difficulty (new/old = 1 + change/100) - cost
 
     A non-finite or negative ``hashrate_ths`` or ``power_w`` counts as unknown.  Electricity,
@@ -131,8 +132,8 @@ def rig_economics(
     elec = _finite(electricity_usd_kwh)
     fee = _finite(pool_fee_pct)
     overhead = _finite(overhead_usd_day)
-    if elec is None or elec < 0:
-        raise ValueError(f"electricity_usd_kwh must be >= 0, got {electricity_usd_kwh!r}")
+    if elec is None:  # below 0 is real (a live price in a market paying for demand)
+        raise ValueError(f"electricity_usd_kwh must be a number, got {electricity_usd_kwh!r}")
     if fee is None or not 0.0 <= fee <= 100.0:
         raise ValueError(f"pool_fee_pct must be 0-100, got {pool_fee_pct!r}")
     if overhead is None or overhead < 0:
@@ -164,7 +165,7 @@ def rig_economics(
     margin_pct = margin / revenue * 100.0 if margin is not None and revenue else None
     j_per_th = watts / hr if watts is not None and hr else None
     breakeven = revenue / kwh_day if revenue is not None and kwh_day else None
-    shutdown = cost / btc if cost is not None and btc else None
+    shutdown = max(0.0, cost / btc) if cost is not None and btc else None
 
     factor = retarget_factor(retarget_change_pct)
     revenue_rt = revenue * factor if revenue is not None and factor is not None else None

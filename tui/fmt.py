@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["fmt_duration", "fmt_pct"]
+__all__ = ["fmt_duration", "fmt_pct", "fmt_usd_kwh"]
 
 
 def fmt_duration(seconds: float, short: bool = False) -> str:
@@ -19,6 +19,14 @@ def fmt_duration(seconds: float, short: bool = False) -> str:
     if m:
         return f"{m}m{s:02d}s"
     return f"{s}s"
+
+
+def fmt_usd_kwh(x: float | None, nd: int = 3, unit: bool = True) -> str:
+    """A power price: ``$0.060/kWh``, ``−$0.012/kWh`` (a live feed can go below zero: the
+    site is paid to draw power), ``—`` when unknown; ``unit=False``: no ``/kWh``."""
+    if x is None:
+        return "—"
+    return f"{'−' if x < 0 else ''}${abs(x):.{nd}f}{'/kWh' if unit else ''}"
 
 
 def fmt_pct(x: float | None, nd: int = 1) -> str:

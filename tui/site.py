@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from tui.catalog import Catalog, resolve_power
 from tui.config import RigConfig, SiteConfig
 from tui.economics import Hashprice, RigEconomics, SiteTotals, rig_economics, site_totals
+from tui.fmt import fmt_usd_kwh
 from tui.model import Hashboard, RigReading
 from tui.safe import safe
 
@@ -153,12 +154,12 @@ class SiteView:
         price_full = price_short = None
         if self.power is not None and self.power.source != "flat":
             p = self.power
-            price_short = f"${p.usd_kwh:.3f}/kWh"
+            price_short = fmt_usd_kwh(p.usd_kwh)
             price_full = price_short
             if p.next_change_unix is not None and p.next_usd_kwh is not None:
                 when = p.next_label or time.strftime("%a %H:%M",
                                                      time.localtime(p.next_change_unix))
-                price_full += f" → ${p.next_usd_kwh:.3f} {when}"
+                price_full += f" → {fmt_usd_kwh(p.next_usd_kwh, unit=False)} {when}"
             parts.append(price_full)
         if t.production_cost_usd_per_btc is not None:
             cost = f"cost/BTC ${t.production_cost_usd_per_btc:,.0f}"

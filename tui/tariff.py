@@ -505,7 +505,8 @@ def tariff_now(
     tariff without periods counts as flat.  With the feed in force the next change is
     unknown (None).
     """
-    if feed_fresh and feed_price is not None and math.isfinite(feed_price) and feed_price >= 0:
+    if (feed_fresh and feed_price is not None and math.isfinite(feed_price)
+            and abs(feed_price) <= MAX_USD_KWH):  # below 0 too: paid to draw power
         return PriceNow(float(feed_price), "feed", None)
     if isinstance(tariff, Tariff):
         if not tariff.periods:

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.curtail import CurtailPlan
-from tui.fmt import fmt_duration
+from tui.fmt import fmt_duration, fmt_usd_kwh
 from tui.safe import safe
 
 #: Rows drawn at most (the worst first); the rest are counted.
@@ -31,7 +31,7 @@ def _usd(v: float | None, signed: bool = True) -> Text:
 
 
 def _price(v: float | None) -> str:
-    return "—" if v is None else f"${v:.4f}/kWh"
+    return fmt_usd_kwh(v, 4)
 
 
 def curtail_table(p: CurtailPlan, now: float) -> Table:
@@ -84,7 +84,8 @@ def curtail_table(p: CurtailPlan, now: float) -> Table:
             advice.append(" (stuck)", style="bold magenta")
         power = f"{r.power_w:,.0f}{'~' if r.power_estimated else ''}"
         t.add_row(Text(safe(r.name, 24), style="bold"), Text(safe(r.model, 20)),
-                  _usd(r.revenue_usd_day, signed=False), power, f"{r.usd_kwh_now:.4f}",
+                  _usd(r.revenue_usd_day, signed=False), power,
+                  f"{r.usd_kwh_now:.4f}".replace("-", "−"),
                   _usd(r.margin_now), _usd(r.margin_next), advice)
     grid.add_row(t)
     if len(p.rows) > MAX_ROWS:

@@ -11,10 +11,12 @@ Configured by ``[site.power_feed]`` (:class:`~tui.tariff.PowerFeedConfig`)::
 ``fetch()`` returns a :class:`~tui.tariff.PowerPriceSnapshot` in US$/kWh (a $/MWh figure is
 divided by 1000) or raises a one-line :class:`~tui.sources.base.SourceError` naming the feed
 and what is wrong, e.g. ``power feed https://prices.example.com/x: data.0.price is "n/a",
-expected a number``.  A number given as a JSON string (``"42.10"``) is accepted; a negative
-price, or one over 10 $/kWh, is refused (the tariff stays in force).  The engine polls it like
-every source (backoff, Retry-After on HTTP 429); while its last price is fresh it wins over
-the tariff (:func:`tui.tariff.tariff_now`).
+expected a number``.  A number given as a JSON string (``"42.10"``) is accepted.  A negative
+price is used as it is: real-time markets (ERCOT, for one) go below zero, and then running
+costs nothing (the site is paid to draw power), which the margins and the curtailment advice
+must show.  A price beyond ±10 $/kWh is refused (the tariff stays in force).  The engine
+polls it like every source (backoff, Retry-After on HTTP 429); while its last price is fresh
+it wins over the tariff (:func:`tui.tariff.tariff_now`).
 
 Safety: every request has a timeout and the whole fetch a deadline; redirects are followed
 only within the same scheme, host and port (at most 3); the reply body is capped
@@ -151,10 +153,11 @@ def to_usd_kwh(value: Any, path_text: str, unit: str) -> float:
     if num is None or not math.isfinite(num):
         raise PathError(f"{path_text} is {_shown(value)}, expected a number")
     label = _UNIT_LABEL[unit]
-    if num < 0:
-        raise PathError(f"{path_text} is {num:g} {label}: a negative price is not used "
-                        f"(expected 0–{MAX_USD_KWH * _PER_KWH[unit]:g} {label})")
     usd_kwh = num / _PER_KWH[unit]
+    if usd_kwh < -MAX_USD_KWH:
+        shown = f" ({usd_kwh:g} $/kWh)" if unit != "usd_kwh" else ""
+        raise PathError(f"{path_text} is {num:g} {label}{shown}, under the "
+                        f"−{MAX_USD_KWH:g} $/kWh limit")
     if usd_kwh > MAX_USD_KWH:
         hint = ""
         if unit == "usd_kwh" and num / 1000 <= MAX_USD_KWH:
