@@ -351,10 +351,10 @@ def test_v1_file_is_migrated_to_v2_and_its_rows_still_give_a_hashprice(tmp_path:
         assert "hashprice_btc_ph_day" in names, table
         if table != "cycle_raw":
             assert {"hashprice_btc_ph_day_min", "hashprice_btc_ph_day_max",
-                    "hashprice_btc_ph_day_n", "price_usd_n"} <= set(names)
-    for table in ("rig_5m", "rig_1h"):  # v3: the samples behind each mean
+                    "hashprice_btc_ph_day_missing", "price_usd_missing"} <= set(names)
+    for table in ("rig_5m", "rig_1h"):  # v3: the cycles without each value
         names = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-        assert {"hr_n", "pw_n", "tc_n", "mg_n"} <= set(names), table
+        assert {"hr_missing", "pw_missing", "tc_missing", "mg_missing"} <= set(names), table
     db.close()
 
 

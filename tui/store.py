@@ -29,14 +29,15 @@ and ``uptime`` is the fraction of its samples that were ``"ok"``.
 Layout.  Rig names live in a small ``rig`` table; a raw reading is one row of a
 ``WITHOUT ROWID`` table keyed ``(t, rig)``: integer seconds, integer rig id, and the values
 stored as scaled integers (hashrate in GH/s, power in W, temperature in 0.1 °C, margin in
-0.001 USD/day; an ``ok`` status costs 0 bytes): about 30 bytes per reading on disk, and 63-67
-bytes per 5-minute / hourly rig row (min, mean, max of each value).  Keying by time first
+0.001 USD/day; an ``ok`` status costs 0 bytes): about 30 bytes per reading on disk, and 68-75
+bytes per 5-minute / hourly rig row (min, mean, max of each value, and the cycles without
+it).  Keying by time first
 makes each cycle an append at the end of the B-tree (about 40 pages per cycle at 5,000
 rigs, instead of one dirty page per rig); a one-rig query walks the cycle index
 (``cycle_*`` tables, one row per cycle / bucket, holding the site and chain values) and does
 one primary-key lookup per cycle (24 h of raw points: about 45 ms).  Steady-state size under
-the retention above (benchmarks/bench_store.py): about 1.5 GB at 1,000 rigs polled every
-10 s, 7.5 GB at 5,000 (a third each for raw, 5-minute and hourly rows).
+the retention above (benchmarks/bench_store.py): about 1.65 GB at 1,000 rigs polled every
+10 s, 8 GB at 5,000 (about a third each for raw, 5-minute and hourly rows).
 
 Durability.  WAL with ``synchronous=NORMAL``, and each :meth:`HistoryStore.record_cycle` is
 one transaction: a ``kill -9`` never corrupts the file and loses at most the cycle in flight;
@@ -193,22 +194,22 @@ def _rig_agg_columns() -> str:
     return ", ".join(f"{c}_min, {c}, {c}_max" for _, c, _ in _RIG_VALUES)
 
 
-# Schema v3: an aggregated row also counts, per value, the cycles that had one (``<value>_n``;
-# NULL when all ``n`` did, which costs no bytes), so that a mean over buckets weights each
-# bucket's mean by the samples behind it, not by every cycle (a rig offline for most of a
-# bucket, the chain source down for a while).  Rows written before v3 have NULL: weighted
-# by ``n`` as they were.
+# Schema v3: an aggregated row also counts, per value, the cycles that had none
+# (``<value>_missing``; NULL for none, which costs one header byte, and a small count costs
+# one more), so that a mean over buckets weights each bucket's mean by the samples behind
+# it, not by every cycle (a rig offline for most of a bucket, the chain source down for a
+# while).  Rows written before v3 have NULL: weighted by ``n`` as they were.
 def _cycle_count_columns() -> str:
-    return ", ".join(f"{f}_n" for f in _CYCLE_FIELDS)
+    return ", ".join(f"{f}_missing" for f in _CYCLE_FIELDS)
 
 
 def _rig_count_columns() -> str:
-    return ", ".join(f"{c}_n" for _, c, _ in _RIG_VALUES)
+    return ", ".join(f"{c}_missing" for _, c, _ in _RIG_VALUES)
 
 
 def _weight(col: str, n: str = "n") -> str:
     """SQL: the samples behind an aggregated row's ``col`` (see the v3 note above)."""
-    return f"coalesce({col}_n, {n})"
+    return f"({n} - coalesce({col}_missing, 0))"
 
 
 def _migrate_to_v1(db: sqlite3.Connection) -> None:
@@ -255,12 +256,13 @@ def _migrate_to_v2(db: sqlite3.Connection) -> None:
 
 
 def _migrate_to_v3(db: sqlite3.Connection) -> None:
-    """Version 3: per value, the samples behind an aggregated row's mean (``<value>_n``)."""
+    """Version 3: per value, the cycles of an aggregated row without one
+    (``<value>_missing``): its mean's weight is ``n`` less those."""
     for res in ("5m", "1h"):
         for f in _CYCLE_FIELDS:
-            db.execute(f"ALTER TABLE cycle_{res} ADD COLUMN {f}_n INTEGER")
+            db.execute(f"ALTER TABLE cycle_{res} ADD COLUMN {f}_missing INTEGER")
         for _, c, _ in _RIG_VALUES:
-            db.execute(f"ALTER TABLE rig_{res} ADD COLUMN {c}_n INTEGER")
+            db.execute(f"ALTER TABLE rig_{res} ADD COLUMN {c}_missing INTEGER")
 
 
 #: _MIGRATIONS[v] upgrades a file from user_version v to v + 1, inside one transaction.
@@ -893,11 +895,11 @@ class HistoryStore:
         db = self._db
         rng = (b, b + BUCKET_5M_S)
         cyc_sel = ", ".join(f"avg({f}), min({f}), max({f})" for f in _CYCLE_FIELDS)
-        cyc_n = ", ".join(f"nullif(count({f}), count(*))" for f in _CYCLE_FIELDS)
+        cyc_n = ", ".join(f"nullif(count(*) - count({f}), 0)" for f in _CYCLE_FIELDS)
         rig_sel = ", ".join(
             f"min({c}), CAST(round(avg({c})) AS INTEGER), max({c})" for _, c, _ in _RIG_VALUES
         )
-        rig_n = ", ".join(f"nullif(count({c}), count(*))" for _, c, _ in _RIG_VALUES)
+        rig_n = ", ".join(f"nullif(count(*) - count({c}), 0)" for _, c, _ in _RIG_VALUES)
         with self._tx():
             db.execute(
                 f"INSERT INTO cycle_5m (t, n, {_cycle_agg_columns()}, {_cycle_count_columns()})"
@@ -933,14 +935,14 @@ class HistoryStore:
             f"total({f} * 1.0 * {_weight(f)}) / {known(f)}, min({f}_min), max({f}_max)"
             for f in _CYCLE_FIELDS
         )
-        cyc_n = ", ".join(f"nullif(coalesce({known(f)}, 0), sum(n))" for f in _CYCLE_FIELDS)
+        cyc_n = ", ".join(f"nullif(sum(n) - coalesce({known(f)}, 0), 0)" for f in _CYCLE_FIELDS)
         rig_sel = ", ".join(
             f"min({c}_min), CAST(round(total({c} * 1.0 * {_weight(c)}) / {known(c)})"
             f" AS INTEGER), max({c}_max)"
             for _, c, _ in _RIG_VALUES
         )
         rig_n = ", ".join(
-            f"nullif(coalesce({known(c)}, 0), sum(n))" for _, c, _ in _RIG_VALUES)
+            f"nullif(sum(n) - coalesce({known(c)}, 0), 0)" for _, c, _ in _RIG_VALUES)
         with self._tx():
             db.execute(
                 f"INSERT INTO cycle_1h (t, n, {_cycle_agg_columns()}, {_cycle_count_columns()})"
@@ -1072,8 +1074,8 @@ def _merged_mean(col: str, rounded: bool) -> list[str]:
     return [
         f"{col} = CASE WHEN {col} IS NULL THEN excluded.{col} WHEN excluded.{col} IS NULL"
         f" THEN {col} ELSE {mean} END",
-        f"{col}_n = nullif((CASE WHEN {col} IS NULL THEN 0 ELSE {w_old} END)"
-        f" + (CASE WHEN excluded.{col} IS NULL THEN 0 ELSE {w_new} END), n + excluded.n)",
+        f"{col}_missing = nullif(n + excluded.n - (CASE WHEN {col} IS NULL THEN 0 ELSE"
+        f" {w_old} END) - (CASE WHEN excluded.{col} IS NULL THEN 0 ELSE {w_new} END), 0)",
         f"{col}_min = coalesce(min({col}_min, excluded.{col}_min), {col}_min,"
         f" excluded.{col}_min)",
         f"{col}_max = coalesce(max({col}_max, excluded.{col}_max), {col}_max,"
