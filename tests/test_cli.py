@@ -64,6 +64,22 @@ def test_bad_arguments_give_one_line_and_exit_2(
     assert needle in err
 
 
+@pytest.mark.parametrize("url", [
+    "http://user:s3cretpw@127.0.0.1:99999",
+    "http://s3cretpw@127.0.0.1:99999/x?apikey=s3cretpw",
+    "ftp://user:s3cretpw@127.0.0.1/",
+    "http://[::1:s3cretpw@host/?k=s3cretpw",
+])
+def test_a_bad_url_is_told_without_its_secrets(
+        url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Credentials and the query string (an API key lives there) never reach the terminal
+    or a log that captures stderr, even in a usage error."""
+    assert main(["--once", "--mempool", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minertop: error: --mempool") and "s3cretpw" not in err
+    assert "***" in err
+
+
 def test_password_comes_from_environment_only() -> None:
     spec = _resolve("--bitcoind", "http://127.0.0.1:8332", "--rpc-user", "alice",
                     env={"MINERTOP_RPC_PASSWORD": "s3cret"})

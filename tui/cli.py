@@ -135,17 +135,28 @@ class _Parser(argparse.ArgumentParser):
             super()._print_message(message, file)
 
 
+_USERINFO = re.compile(r"(//)[^/?#@]*@")
+
+
+def _shown_url(url: str) -> str:
+    """A URL for an error message: credentials and the query (an API key often lives
+    there) replaced by ``***``; works on URLs too broken to parse."""
+    shown = _USERINFO.sub(r"\1***@", url, count=1)
+    head, sep, _query = shown.partition("?")
+    return repr(head + ("?***" if sep else ""))
+
+
 def _check_url(opt: str, url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError as e:  # e.g. "Invalid IPv6 URL"
-        raise UsageError(f"{opt}: {e}: {url!r}") from None
+        raise UsageError(f"{opt}: {e}: {_shown_url(url)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{opt}: expected an http:// or https:// URL, got {url!r}")
+        raise UsageError(f"{opt}: expected an http:// or https:// URL, got {_shown_url(url)}")
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError:
-        raise UsageError(f"{opt}: bad port in {url!r}") from None
+        raise UsageError(f"{opt}: bad port in {_shown_url(url)}") from None
     return url.rstrip("/")
 
 
