@@ -2,7 +2,9 @@
 
 Endpoints (all JSON, ``application/json; charset=utf-8``):
 
-* ``GET /healthz`` - never needs a token; 200 when healthy, 503 when not.
+* ``GET /healthz`` - never needs a token; 200 when healthy, 503 when not.  Without the
+  token (when one is configured) only the summary (:data:`PUBLIC_HEALTH` keys): the details
+  (source errors and addresses, the history file's path, notifier errors) need the token.
 * ``GET /api/v1/snapshot`` - the last completed poll cycle's document (503 before the first);
   serialised once per document, with ``ETag``/``If-None-Match`` support.
 * ``GET /api/v1/rigs/{name}/history?since=&until=`` - one rig's history (404: unknown rig).
@@ -161,6 +163,12 @@ def is_loopback(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+#: The ``/healthz`` keys anyone may read; the rest (sources with their errors and addresses,
+#: the history file, notifiers) needs the token when one is configured.
+PUBLIC_HEALTH = frozenset({"service", "version", "status", "healthy", "uptime_s", "cycles",
+                           "cycle_s"})
 
 
 def check_listen(host: str, token: str | None) -> None:
@@ -406,6 +414,9 @@ def make_app(
 
     async def healthz(request: web.Request) -> web.StreamResponse:
         healthy, doc = backend.health()
+        if not authorised(request):  # a probe without the token: the summary only
+            doc = {k: v for k, v in doc.items() if k in PUBLIC_HEALTH}
+            doc["details"] = "send the token for the details"
         return _json(200 if healthy else 503, doc, {"Cache-Control": "no-cache"})
 
     view_cache = SnapshotCache()
