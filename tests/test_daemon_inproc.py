@@ -233,3 +233,49 @@ async def test_the_daemons_recorded_hashprice_fills_the_chart(tmp_path: Path) ->
                                                                                  abs=0.01))
     finally:
         await d.stop()
+
+
+async def test_a_reload_keeps_the_events_still_to_deliver(tmp_path: Path) -> None:
+    """SIGHUP re-reads the config: with the same destinations, the events a failing
+    destination still holds (and its retries) carry on and are delivered when it comes
+    back, instead of being dropped with the old notifier."""
+    failing = {"on": True}
+    bodies: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        if failing["on"]:
+            return web.Response(status=500, text="down")
+        bodies.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    url = f"http://127.0.0.1:{tcp._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+    site, readings = a_site(3)
+    readings[1] = RigReading(rig_id="r1", host="127.0.0.2", port=4028, time=NOW, ok=False,
+                             error="connection refused")
+    site = replace(site, alerts=AlertRules(rig_offline_s=0.0, hold_s=0.0),
+                   notify=(NotifyConfig(kind="webhook", name="ops", url=url),))
+    d = make_daemon(tmp_path, site, readings)
+    d.reload_spec = lambda: replace(d.spec, site=replace(site, electricity_usd_kwh=0.07))
+    await d.start()
+    try:
+        await until(lambda: d.notify is not None and d.notify.status()[0]["failures"] >= 1,
+                    "the webhook failed once")
+        hub = d.notify
+        assert hub is not None and hub.status()[0]["pending"] >= 1
+        assert await d.reload()
+        assert d.notify is hub and hub.status()[0]["pending"] >= 1
+        assert d.spec.site is not None and d.spec.site.electricity_usd_kwh == 0.07
+        failing["on"] = False  # the next retry (5 s backoff at first) delivers it
+        await until(lambda: bodies, "the queued alert was delivered after the reload",
+                    timeout=30)
+        assert any(e["subject"] == "r1" and e["kind"] == "fired"
+                   for b in bodies for e in b["events"])
+    finally:
+        await d.stop()
+        await runner.cleanup()

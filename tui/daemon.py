@@ -112,6 +112,12 @@ def cycle_points(view: EngineView) -> tuple[list[RigPoint], SitePoint | None, Ch
     return rigs, site, chain
 
 
+def _notify_setup(spec: SourceSpec) -> tuple[object, ...]:
+    """What the notifier hub is built from: equal setups need no new hub."""
+    site = spec.site
+    return (site.notify, site.name) if site is not None else ()
+
+
 class Daemon:
     """The running daemon: engine, store, notifiers and API (see the module notes)."""
 
@@ -268,12 +274,17 @@ class Daemon:
             await old.stop()
         if self._stop.is_set():  # SIGTERM meanwhile: don't start what stop() won't close
             return False
-        self.spec = spec
-        if self.notify is not None:
-            await self.notify.stop(timeout=2)
-        if self._stop.is_set():
-            return False
-        self._start_notify(spec)
+        prev, self.spec = self.spec, spec
+        if self.notify is not None and _notify_setup(prev) == _notify_setup(spec):
+            # the same destinations: their queues (events still to deliver, retries under
+            # way) carry on untouched; restarting them would drop what is queued
+            log.info("notifications unchanged")
+        else:
+            if self.notify is not None:
+                await self.notify.stop(timeout=2)
+            if self._stop.is_set():
+                return False
+            self._start_notify(spec)
         await self._start_engine(spec, previous=old)
         return True
 
