@@ -467,3 +467,103 @@ def test_shapes_duplicates_and_several_problems_at_once() -> None:
 def test_unknown_top_level_key_suggests_notify() -> None:
     msg = one_error(SITE + '[[notfy]]\nkind = "ntfy"\n')
     assert 'notfy: unknown key (did you mean "notify"?)' in msg, msg
+
+
+# --------------------------------------------------------------------------- email tls
+
+
+def _mail(extra: str, port: int | None = None, login: bool = True) -> str:
+    return SITE + (
+        '[[notify]]\nkind = "email"\nhost = "smtp.example.com"\n'
+        + (f"port = {port}\n" if port is not None else "")
+        + extra
+        + ('username = "u@example.com"\npassword_env = "SMTP_PW"\n' if login else "")
+        + 'from = "a@example.com"\nto = "b@example.com"\n'
+    )
+
+
+def test_tls_modes_and_the_older_starttls_key() -> None:
+    (m,) = parse(_mail('tls = "ssl"\n', 465))
+    assert m.tls == "ssl" and m.tls_mode == "ssl" and m.starttls is False
+    (m,) = parse(_mail('tls = "ssl"\n', 2465))  # any port can be implicit TLS
+    assert m.tls_mode == "ssl" and m.port == 2465
+    (m,) = parse(_mail('tls = "starttls"\n', 2525))
+    assert m.tls_mode == "starttls" and m.starttls is True
+    (m,) = parse(_mail('tls = "none"\n', 25, login=False))
+    assert m.tls_mode == "none" and m.starttls is False
+    (m,) = parse(_mail("starttls = true\n"))
+    assert m.tls == "starttls" and m.port == 587
+    (m,) = parse(_mail("starttls = false\n", 25, login=False))
+    assert m.tls == "none"
+
+
+def test_port_465_defaults_to_implicit_tls_and_587_to_starttls() -> None:
+    (m,) = parse(_mail("", 465))
+    assert m.tls is None and m.tls_mode == "ssl" and m.starttls is False
+    (m,) = parse(_mail(""))
+    assert m.port == 587 and m.tls is None and m.tls_mode == "starttls"
+
+
+@pytest.mark.parametrize(
+    ("extra", "port", "login", "needle", "expected"),
+    [
+        (
+            'tls = "tls"\n',
+            None,
+            True,
+            "tls =",
+            'notify[0].tls: expected one of "starttls", "ssl", "none", got "tls"',
+        ),
+        (
+            "tls = true\n",
+            None,
+            True,
+            "tls =",
+            'notify[0].tls: expected one of "starttls", "ssl", "none", got true',
+        ),
+        (
+            'tls = "starttls"\n',
+            465,
+            True,
+            "tls =",
+            'notify[0].tls: tls = "starttls" doesn\'t work on port 465: that port expects '
+            'implicit TLS from the first byte (the server never greets a plain connection): '
+            'use tls = "ssl" (the default on port 465), or port 587 for STARTTLS',
+        ),
+        (
+            "starttls = true\n",
+            465,
+            False,
+            "starttls =",
+            "notify[0].starttls: starttls = true doesn't work on port 465: that port expects "
+            'implicit TLS',
+        ),
+        (
+            'tls = "ssl"\nstarttls = true\n',
+            None,
+            True,
+            "starttls =",
+            'notify[0].starttls: give tls or starttls, not both (starttls = true is '
+            'tls = "starttls", starttls = false is tls = "none")',
+        ),
+        (
+            'tls = "none"\n',
+            None,
+            True,
+            "tls =",
+            'notify[0].tls: "none" with a username would send the password unencrypted: '
+            'use tls = "starttls" or tls = "ssl"',
+        ),
+    ],
+)
+def test_tls_mistakes_name_the_line_and_key(
+    extra: str, port: int | None, login: bool, needle: str, expected: str
+) -> None:
+    text = _mail(extra, port, login)
+    msg = one_error(text)
+    assert f"config.toml:{lineno(text, needle)}: {expected}" in msg, msg
+
+
+def test_tls_is_only_an_email_key() -> None:
+    msg = one_error(SITE + '[[notify]]\nkind = "ntfy"\nurl = "https://ntfy.sh/a"\ntls = "ssl"\n')
+    assert "config.toml:7: notify[0].tls: unknown key" in msg, msg

@@ -35,9 +35,11 @@ from tui.catalog import Catalog, ModelSpec, normalise
 from tui.notify import (
     DEFAULT_SMTP_PORT,
     EVENT_KINDS,
+    IMPLICIT_TLS_PORT,
     NOTIFY_KINDS,
     NTFY_PRIORITIES,
     SEVERITIES,
+    TLS_MODES,
     NotifyConfig,
     NotifyKind,
 )
@@ -1214,6 +1216,7 @@ _NOTIFY_KEYS: dict[str, tuple[str, ...]] = {
     "email": (
         "host",
         "port",
+        "tls",
         "starttls",
         "username",
         "password_env",
@@ -1349,7 +1352,9 @@ def _notify_email(
     f["port"] = _get(
         c, np, t, "port", lambda p, v: c.integer(p, v, 1, 65535), DEFAULT_SMTP_PORT
     )
-    f["starttls"] = _get(c, np, t, "starttls", lambda p, v: _check_bool(c, p, v), True)
+    tls_key, tls = _notify_tls(c, np, t, f["port"])
+    if tls is not None:
+        f["tls"] = tls  # not given: by port (NotifyConfig.tls_mode)
     user = _get(c, np, t, "username", lambda p, v: c.string(p, v, max_len=254), MISSING)
     pw_env = _get(
         c, np, t, "password_env", lambda p, v: _check_env(c, p, v, environ), MISSING
@@ -1362,11 +1367,13 @@ def _notify_email(
         )
     if pw_env is not MISSING and user is MISSING:
         c.err(np + ("username",), "missing: password_env is set, so username is required")
-    if user is not MISSING and f["starttls"] is False:
+    if user is not MISSING and tls == "none":
+        was = "false" if tls_key == "starttls" else '"none"'
         c.err(
-            np + ("starttls",),
-            "false with a username would send the password unencrypted: use starttls = true "
-            "(or no username, for a relay that needs no login)",
+            np + (tls_key,),
+            f"{was} with a username would send the password unencrypted: use "
+            + ("starttls = true" if tls_key == "starttls" else 'tls = "starttls"')
+            + ' or tls = "ssl" (or no username, for a relay that needs no login)',
         )
     if user is not MISSING:
         f["username"] = user
@@ -1383,6 +1390,37 @@ def _notify_email(
     if "subject_prefix" in t:
         f["subject_prefix"] = c.string(np + ("subject_prefix",), t["subject_prefix"], max_len=64)
     return f
+
+
+def _notify_tls(
+    c: _Checker, np: KeyPath, t: dict[str, Any], port: int | None
+) -> tuple[str, str | None]:
+    """``(key, mode)``: the email ``tls`` mode and the key it came from (``tls``, or the
+    older ``starttls = true/false``).  None: not given (implicit TLS on port 465, else
+    STARTTLS), or invalid (reported)."""
+    if "tls" in t and "starttls" in t:
+        c.err(
+            np + ("starttls",),
+            'give tls or starttls, not both (starttls = true is tls = "starttls", '
+            'starttls = false is tls = "none")',
+        )
+        return "tls", None
+    if "starttls" in t:
+        on = _check_bool(c, np + ("starttls",), t["starttls"])
+        key, mode = "starttls", None if on is None else ("starttls" if on else "none")
+    elif "tls" in t:
+        key, mode = "tls", c.choice(np + ("tls",), t["tls"], TLS_MODES)
+    else:
+        return "tls", None
+    if mode == "starttls" and port == IMPLICIT_TLS_PORT:
+        given = "starttls = true" if key == "starttls" else 'tls = "starttls"'
+        c.err(
+            np + (key,),
+            f"{given} doesn't work on port {IMPLICIT_TLS_PORT}: that port expects implicit "
+            f'TLS from the first byte (the server never greets a plain connection): use tls = '
+            f'"ssl" (the default on port {IMPLICIT_TLS_PORT}), or port 587 for STARTTLS',
+        )
+    return key, mode
 
 
 def _url_problem(v: str, kind: str) -> str | None:
@@ -1822,7 +1860,7 @@ bell = false                         # ring the terminal bell when an alert fire
 # [[notify]]
 # kind = "email"
 # host = "smtp.example.com"
-# port = 587                           # default 587, with STARTTLS (starttls = true)
+# port = 587                           # default 587 with STARTTLS; 465: implicit TLS
 # username = "alerts@example.com"
 # password_env = "MINERTOP_SMTP_PASSWORD"  # never the password itself
 # from = "minertop <alerts@example.com>"

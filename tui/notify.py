@@ -67,12 +67,17 @@ can't mention ``@channel``).  Mattermost and Discord's ``/slack`` endpoints acce
 
 ``email``: a text/plain message with ``Subject`` (``subject_prefix`` + the summary line),
 ``From``, ``To``, ``Date``, ``Message-ID`` and ``Auto-Submitted: auto-generated``, sent with
-:mod:`smtplib` in a worker thread: ``EHLO``, ``STARTTLS`` (verified against the system CAs, or
-the ``ssl_context`` given to the hub), ``EHLO``, ``AUTH`` when a username is set.
+:mod:`smtplib` in a worker thread.  ``tls`` picks how the connection is protected:
+``"starttls"`` (the default, except on port 465): ``EHLO``, ``STARTTLS``, ``EHLO``;
+``"ssl"`` (implicit TLS, the default on port 465, "SMTPS"): TLS from the first byte, then
+``EHLO``; ``"none"``: plain ``EHLO`` (a local relay without login).  Certificates are verified
+against the system CAs, or the ``ssl_context`` given to the hub.  ``AUTH`` follows when a
+username is set.
 
-Secrets (``*_env`` values, the Slack/webhook URL path and query, header values, passwords,
-tokens) never appear in log lines or in :meth:`NotifyHub.status`: those name the destination
-and its host only, and exception texts are scrubbed (URLs and known secrets replaced).
+Secrets (``*_env`` values, the Slack/webhook URL path and query and each query parameter's
+value, the URL's password, header values, passwords, tokens) never appear in log lines or in
+:meth:`NotifyHub.status`: those name the destination and its host only, and exception texts
+and error replies are scrubbed (URLs and known secrets replaced by ``***``).
 
 Logging goes to ``minertop.notify``: a warning per failed attempt, an info line for a delivery
 after failures, an error for a message given up; steady-state deliveries are debug.
@@ -95,13 +100,14 @@ import socket
 import ssl
 import time
 import unicodedata
+from base64 import b64encode
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 import httpx
 
@@ -110,6 +116,9 @@ from tui.alerts import AlertEvent
 from tui.safe import safe
 
 NotifyKind = Literal["webhook", "ntfy", "slack", "email"]
+TlsMode = Literal["starttls", "ssl", "none"]
+#: ``tls`` of an email destination: STARTTLS, implicit TLS ("SMTPS") or none.
+TLS_MODES: tuple[str, ...] = ("starttls", "ssl", "none")
 NOTIFY_KINDS: tuple[str, ...] = ("webhook", "ntfy", "slack", "email")
 SEVERITIES: tuple[str, ...] = ("warning", "critical")
 EVENT_KINDS: tuple[str, ...] = ("fired", "cleared")
@@ -123,6 +132,9 @@ NTFY_PRIORITIES: dict[str, int] = {
     "max": 5,
 }
 DEFAULT_SMTP_PORT = 587
+#: The submission port with implicit TLS (RFC 8314): the server waits for a TLS handshake and
+#: never greets a plain client, so STARTTLS can't work there.
+IMPLICIT_TLS_PORT = 465
 DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_MAX_LINES = 50
 #: ntfy turns longer bodies into attachments (or rejects them).
@@ -183,12 +195,25 @@ class NotifyConfig:
     # email
     host: str | None = None
     port: int = DEFAULT_SMTP_PORT
-    starttls: bool = True
+    tls: TlsMode | None = None  #: None: "ssl" on port 465, else "starttls" (see tls_mode)
     username: str | None = None
     password_env: str | None = None
     sender: str | None = None  #: the ``from`` key
     to: tuple[str, ...] = ()
     subject_prefix: str | None = None
+
+    @property
+    def tls_mode(self) -> TlsMode:
+        """How an email connection is protected: ``tls``, else implicit TLS on port 465 and
+        STARTTLS on any other port."""
+        if self.tls is not None:
+            return self.tls
+        return "ssl" if self.port == IMPLICIT_TLS_PORT else "starttls"
+
+    @property
+    def starttls(self) -> bool:
+        """Whether STARTTLS is used (the meaning of the older ``starttls`` key)."""
+        return self.tls_mode == "starttls"
 
 
 def accepts(config: NotifyConfig, event: AlertEvent) -> bool:
@@ -472,12 +497,32 @@ class Notifier:
         if len(value) >= 4:
             self._secrets.append(value)
 
+    def _url_secrets(self, query: str, username: str | None, password: str | None) -> None:
+        """Each query parameter's value (signatures, tokens, keys: a server may repeat one
+        in its error reply) and the URL's password, as written and decoded, and the Basic
+        credentials the HTTP client makes of the user name and password."""
+        for item in query.split("&"):
+            _k, eq, raw = item.partition("=")
+            if eq:
+                for form in (raw, unquote(raw), unquote_plus(raw)):
+                    self._secret(form)
+        for _k, value in parse_qsl(query, keep_blank_values=True):
+            self._secret(value)
+        if password:
+            self._secret(password)
+            self._secret(unquote(password))
+        if username is not None or password is not None:
+            creds = f"{unquote(username or '')}:{unquote(password or '')}"
+            self._secret(b64encode(creds.encode()).decode("ascii"))
+
     def _resolve(self, environ: Mapping[str, str]) -> None:
         c = self.config
         if c.kind == "email":
             self.where = f"{c.host}:{c.port}"
             if not c.host or not c.sender or not c.to:
                 raise _Permanent("email needs host, from and to")
+            if c.tls_mode not in TLS_MODES:
+                raise _Permanent(f"tls must be one of {', '.join(TLS_MODES)}")
             if c.username is not None:
                 if c.password_env is None:
                     raise _Permanent("username is set but password_env is not")
@@ -506,6 +551,7 @@ class Notifier:
         for seg in parts.path.split("/"):
             if len(seg) >= 8:
                 self._secret(seg)
+        self._url_secrets(parts.query, parts.username, parts.password)
         headers: dict[str, str] = {"User-Agent": _USER_AGENT}
         for k, v in c.headers:
             headers[k] = v
@@ -777,15 +823,26 @@ class Notifier:
         msg.set_content(d.text + "\n")
         return msg
 
-    def _smtp_session(self, msg: EmailMessage, holder: list[smtplib.SMTP]) -> dict[str, Any]:
-        """Runs in a worker thread."""
+    def _smtp_session(
+        self, msg: EmailMessage, holder: list[smtplib.SMTP], socks: list[socket.socket]
+    ) -> dict[str, Any]:
+        """Runs in a worker thread.  ``holder`` gets the session once the server has greeted,
+        ``socks`` the socket as soon as it is connected (for :func:`_abort`)."""
         c = self.config
         assert c.host is not None
-        with smtplib.SMTP(c.host, c.port, timeout=self._timeout) as s:
+        mode = c.tls_mode
+        ctx = self._ssl
+        if ctx is None and mode != "none":
+            ctx = ssl.create_default_context()
+        s: smtplib.SMTP
+        if mode == "ssl":
+            s = _SMTPSSL(c.host, c.port, timeout=self._timeout, context=ctx, socks=socks)
+        else:
+            s = _SMTP(c.host, c.port, timeout=self._timeout, socks=socks)
+        with s:
             holder.append(s)
             s.ehlo()
-            if c.starttls:
-                ctx = self._ssl if self._ssl is not None else ssl.create_default_context()
+            if mode == "starttls":
                 s.starttls(context=ctx)
                 s.ehlo()
             if c.username is not None:
@@ -796,15 +853,23 @@ class Notifier:
     async def _send_email(self, d: Digest) -> None:
         msg = self._email(d)
         holder: list[smtplib.SMTP] = []
+        socks: list[socket.socket] = []
         try:
             refused = await asyncio.wait_for(
-                asyncio.to_thread(self._smtp_session, msg, holder), self._timeout
+                asyncio.to_thread(self._smtp_session, msg, holder, socks), self._timeout
             )
         except asyncio.TimeoutError:
-            _abort(holder)
-            raise _Transient(f"timed out after {self._timeout:g}s") from None
+            _abort(holder, socks)
+            reason = f"timed out after {self._timeout:g}s"
+            if socks and not holder and self.config.tls_mode != "ssl":
+                # connected, but no greeting: what a server expecting implicit TLS does
+                reason += (
+                    ": connected, but the server sent no SMTP greeting (a port that expects "
+                    'implicit TLS, like 465, stays silent: use tls = "ssl" there)'
+                )
+            raise _Transient(reason) from None
         except asyncio.CancelledError:
-            _abort(holder)
+            _abort(holder, socks)
             raise
         except smtplib.SMTPRecipientsRefused as e:
             codes = [code for code, _m in e.recipients.values()]
@@ -838,13 +903,52 @@ class Notifier:
             )
 
 
-def _abort(holder: list[smtplib.SMTP]) -> None:
-    """Unblock a worker thread stuck in an SMTP session (its socket is shut down)."""
-    for s in holder:
-        sock = getattr(s, "sock", None)
+def _abort(holder: list[smtplib.SMTP], socks: Sequence[socket.socket] = ()) -> None:
+    """Unblock a worker thread stuck in an SMTP session (its socket is shut down), also one
+    still waiting for the server's greeting."""
+    for sock in [*socks, *(getattr(s, "sock", None) for s in holder)]:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class _SMTP(smtplib.SMTP):
+    """:class:`smtplib.SMTP` that hands its socket over as soon as it is connected (the
+    constructor then waits for the greeting, which a server may never send)."""
+
+    def __init__(
+        self, host: str, port: int, *, timeout: float, socks: list[socket.socket]
+    ) -> None:
+        self._socks = socks
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's own hook (SMTP_SSL and LMTP override it too); not in typeshed
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        self._socks.append(sock)
+        return sock
+
+
+class _SMTPSSL(smtplib.SMTP_SSL):
+    """:class:`smtplib.SMTP_SSL` (implicit TLS) that hands its socket over like :class:`_SMTP`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float,
+        context: ssl.SSLContext | None,
+        socks: list[socket.socket],
+    ) -> None:
+        self._socks = socks
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's own hook (SMTP_SSL and LMTP override it too); not in typeshed
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        self._socks.append(sock)
+        return sock
 
 
 # --------------------------------------------------------------------------- the hub
@@ -854,7 +958,8 @@ class NotifyHub:
     """All destinations of a site.  Use from the event loop's thread.
 
     ``timeout_s`` bounds one delivery attempt (a whole HTTP request or SMTP session);
-    ``ssl_context`` replaces the system CAs for https and STARTTLS (tests, private CAs).
+    ``ssl_context`` replaces the system CAs for https, STARTTLS and implicit TLS (tests,
+    private CAs).
     """
 
     def __init__(
