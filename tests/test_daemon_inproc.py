@@ -235,33 +235,40 @@ async def test_the_daemons_recorded_hashprice_fills_the_chart(tmp_path: Path) ->
         await d.stop()
 
 
-async def test_a_reload_keeps_the_events_still_to_deliver(tmp_path: Path) -> None:
-    """SIGHUP re-reads the config: with the same destinations, the events a failing
-    destination still holds (and its retries) carry on and are delivered when it comes
-    back, instead of being dropped with the old notifier."""
+@pytest.mark.parametrize("changed", [False, True])
+async def test_a_reload_keeps_the_events_still_to_deliver(tmp_path: Path, changed: bool) -> None:
+    """SIGHUP re-reads the config: the events a failing destination still holds are not
+    dropped.  With the same destinations the notifier carries on as it was; when the
+    destinations change, a destination configured as before takes over its events.  They
+    are delivered when the destination comes back."""
     failing = {"on": True}
-    bodies: list[dict] = []
+    bodies: list[tuple[str, dict]] = []
 
     async def hook(request: web.Request) -> web.Response:
         if failing["on"]:
             return web.Response(status=500, text="down")
-        bodies.append(await request.json())
+        bodies.append((request.path, await request.json()))
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_post("/hook", hook)
+    app.router.add_post("/audit", hook)
     runner = web.AppRunner(app)
     await runner.setup()
     tcp = web.TCPSite(runner, "127.0.0.1", 0)
     await tcp.start()
-    url = f"http://127.0.0.1:{tcp._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{tcp._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
     site, readings = a_site(3)
     readings[1] = RigReading(rig_id="r1", host="127.0.0.2", port=4028, time=NOW, ok=False,
                              error="connection refused")
-    site = replace(site, alerts=AlertRules(rig_offline_s=0.0, hold_s=0.0),
-                   notify=(NotifyConfig(kind="webhook", name="ops", url=url),))
+    ops = NotifyConfig(kind="webhook", name="ops", url=base + "/hook")
+    site = replace(site, alerts=AlertRules(rig_offline_s=0.0, hold_s=0.0), notify=(ops,))
+    new_site = replace(site, electricity_usd_kwh=0.07)
+    if changed:  # a destination added before the one that was there
+        new_site = replace(new_site, notify=(
+            NotifyConfig(kind="webhook", name="audit", url=base + "/audit"), ops))
     d = make_daemon(tmp_path, site, readings)
-    d.reload_spec = lambda: replace(d.spec, site=replace(site, electricity_usd_kwh=0.07))
+    d.reload_spec = lambda: replace(d.spec, site=new_site)
     await d.start()
     try:
         await until(lambda: d.notify is not None and d.notify.status()[0]["failures"] >= 1,
@@ -269,13 +276,15 @@ async def test_a_reload_keeps_the_events_still_to_deliver(tmp_path: Path) -> Non
         hub = d.notify
         assert hub is not None and hub.status()[0]["pending"] >= 1
         assert await d.reload()
-        assert d.notify is hub and hub.status()[0]["pending"] >= 1
         assert d.spec.site is not None and d.spec.site.electricity_usd_kwh == 0.07
+        assert (d.notify is not hub) is changed
+        held = {st["name"]: st["pending"] for st in d.notify.status()}
+        assert held["ops"] >= 1 and held.get("audit", 0) == 0
         failing["on"] = False  # the next retry (5 s backoff at first) delivers it
-        await until(lambda: bodies, "the queued alert was delivered after the reload",
-                    timeout=30)
+        await until(lambda: any(path == "/hook" for path, _ in bodies),
+                    "the queued alert was delivered after the reload", timeout=30)
         assert any(e["subject"] == "r1" and e["kind"] == "fired"
-                   for b in bodies for e in b["events"])
+                   for path, b in bodies if path == "/hook" for e in b["events"])
     finally:
         await d.stop()
         await runner.cleanup()

@@ -280,11 +280,18 @@ class Daemon:
             # way) carry on untouched; restarting them would drop what is queued
             log.info("notifications unchanged")
         else:
-            if self.notify is not None:
-                await self.notify.stop(timeout=2)
+            before = self.notify
+            if before is not None:
+                await before.stop(timeout=2, handing_over=True)
             if self._stop.is_set():
                 return False
             self._start_notify(spec)
+            if before is not None:  # what it could not deliver goes on where it still can
+                if self.notify is not None:
+                    self.notify.adopt(before)
+                elif any(n.pending for n in before.notifiers):
+                    log.warning("notifications removed by the reload: %d events not delivered",
+                                sum(n.pending for n in before.notifiers))
         await self._start_engine(spec, previous=old)
         return True
 

@@ -1012,9 +1012,10 @@ class NotifyHub:
             asyncio.create_task(n.run(), name=f"minertop-notify:{n.name}") for n in self.notifiers
         ]
 
-    async def stop(self, timeout: float = 3.0) -> None:
+    async def stop(self, timeout: float = 3.0, *, handing_over: bool = False) -> None:
         """Give queued messages one immediate attempt for up to ``timeout`` seconds, then
-        cancel what is left.  Never hangs; safe to call twice."""
+        cancel what is left.  Never hangs; safe to call twice.  ``handing_over``: what is
+        left goes to a new hub (:meth:`adopt`), so it is not reported as lost here."""
         self._stopped = True
         for n in self.notifiers:
             n.close()
@@ -1033,13 +1034,34 @@ class NotifyHub:
                     self._log.error("notify task failed: %s", type(exc).__name__)
         for n in self.notifiers:
             await n.aclose()
-            if n.pending:
+            if n.pending and not handing_over:
                 self._log.warning(
                     "notify %s (%s): %d events not delivered at shutdown",
                     n.name,
                     n.where,
                     n.pending,
                 )
+
+    def adopt(self, old: NotifyHub) -> None:
+        """Take over the events a stopped hub could not deliver (a config reload): each goes
+        to the destination configured the same way here, in order, and is sent with the next
+        message; a destination that is gone or changed loses its events (logged)."""
+        free = list(self.notifiers)
+        for o in old.notifiers:
+            events = [e for _seq, e in o._buf]
+            o._buf.clear()
+            if not events:
+                continue
+            heir = next((n for n in free if n.config == o.config), None)
+            if heir is None:
+                self._log.warning("notify %s (%s): %d events not delivered: the destination "
+                                  "was removed or changed by the reload", o.name, o.where,
+                                  len(events))
+                continue
+            free.remove(heir)
+            heir.enqueue(events)
+            self._log.info("notify %s (%s): %d events carried over the reload", heir.name,
+                           heir.where, len(events))
 
     def submit(self, events: Sequence[AlertEvent]) -> None:
         """Queue one poll cycle's events (each destination gets at most one message for
