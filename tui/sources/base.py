@@ -11,13 +11,15 @@ No Textual here: ``--once`` imports this module.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import email.utils
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import httpx
 
@@ -28,6 +30,19 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 USER_AGENT = f"minertop/{__version__}"
 #: A Retry-After further away than this is capped (a bogus date must not freeze a pane).
 MAX_RETRY_AFTER = 3600.0
+#: Largest reply body read by :meth:`HttpSource._request` (counted after decompression).
+#: The chain clients' largest legitimate replies are a few hundred kB (a batch of ~260
+#: block headers, three months of fee buckets): 16 MiB leaves ample headroom.
+MAX_REPLY_BYTES = 16 << 20
+#: Bytes of an error reply (non-2xx) kept for the message; the rest is not read.
+ERROR_REPLY_BYTES = 64 << 10
+#: One request (connect, headers, whole body) must finish within this: a server that
+#: trickles a byte every few seconds never trips the read timeout, but trips this.
+REQUEST_DEADLINE_S = 30.0
+#: What a secret is replaced with in any message.
+REDACTED = "***"
+#: Shorter values are not scrubbed (that would mangle ordinary text).
+MIN_SECRET_LEN = 4
 
 
 class SourceError(Exception):
@@ -78,6 +93,47 @@ def safe_url(url: str) -> str:
         return url.rstrip("/")
     netloc = host_label(url)
     return parts._replace(netloc=netloc).geturl()
+
+
+def fmt_bytes(n: int) -> str:
+    """``16 MiB`` for a whole number of MiB (or KiB), else ``1,234 bytes``."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n:,} bytes"
+
+
+def basic_token(user: str, password: str) -> str:
+    """The ``Authorization: Basic`` token of ``user:password`` (a server may echo it)."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def url_secrets(url: str) -> set[str]:
+    """What of ``url`` must never be shown: its password (and the Basic token made of it),
+    its whole query string and every query value (raw and decoded); values shorter than
+    :data:`MIN_SECRET_LEN` are left out."""
+    parts = urlsplit(url)
+    found: set[str] = set()
+    password = parts.password
+    if password:
+        found |= {password, unquote(password)}
+        found.add(basic_token(unquote(parts.username or ""), unquote(password)))
+    if parts.query:
+        found |= {parts.query, unquote_plus(parts.query)}
+        for pair in parts.query.split("&"):
+            _key, sep, value = pair.partition("=")
+            if sep:
+                found |= {value, unquote_plus(value), unquote(value)}
+    return {v for v in found if len(v) >= MIN_SECRET_LEN}
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (longest first) replaced by :data:`REDACTED`."""
+    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len,
+                         reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def _fmt_seconds(value: float | None) -> str:
@@ -183,26 +239,41 @@ TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def body_snippet(resp: httpx.Response, limit: int = 120) -> str:
-    """A short, one-line excerpt of an error body (empty for HTML or binary bodies)."""
+def body_snippet(
+    resp: httpx.Response, limit: int = 120, scrub: Callable[[str], str] | None = None
+) -> str:
+    """A short, one-line excerpt of an error body (empty for HTML or binary bodies).
+
+    ``scrub`` removes secrets (a server may echo the API key it refused) before the text
+    is cut, so that no part of a secret can show."""
     try:
         text = resp.content.decode("utf-8", errors="replace")
     except Exception:  # pragma: no cover - a stream that cannot be read
         return ""
+    if scrub is not None:
+        text = scrub(text)
     text = one_line(text, limit)
     if not text or text.startswith("<") or "\ufffd" in text:
         return ""
     return text
 
 
-def status_error(prefix: str, resp: httpx.Response, what: str, now: float) -> SourceError:
-    """The error for a non-success HTTP status on ``what`` (a path or a method name)."""
+def status_error(
+    prefix: str,
+    resp: httpx.Response,
+    what: str,
+    now: float,
+    scrub: Callable[[str], str] | None = None,
+) -> SourceError:
+    """The error for a non-success HTTP status on ``what`` (a path or a method name).
+
+    ``scrub`` (e.g. :meth:`HttpSource.scrub`) removes secrets from the body excerpt."""
     code = resp.status_code
     if code == 429:
         retry = parse_retry_after(resp.headers.get("Retry-After"), now)
         hint = f", retry after {_fmt_seconds(retry)} s" if retry is not None else ""
         return RateLimited(f"{prefix}: rate limited (HTTP 429 on {what}){hint}", retry)
-    snippet = body_snippet(resp)
+    snippet = body_snippet(resp, scrub=scrub)
     tail = f": {snippet}" if snippet else ""
     return SourceError(f"{prefix}: HTTP {code} on {what}{tail}")
 
@@ -332,7 +403,13 @@ def get_str(obj: Mapping[str, Any], key: str) -> str:
 
 
 class HttpSource:
-    """One httpx client, a label and an error prefix; GET with every failure mapped."""
+    """One httpx client, a label and an error prefix; GET with every failure mapped.
+
+    Every request made through :meth:`_request` (so :meth:`_get`) reads at most
+    ``max_bytes`` of reply (after decompression) and must finish within ``deadline_s``;
+    every message made by :meth:`error` or :meth:`scrub` has the URL's secrets (password,
+    query string and query values) replaced by ``***``.
+    """
 
     def __init__(
         self,
@@ -344,6 +421,8 @@ class HttpSource:
         clock: Callable[[], float],
         prefix: str | None = None,
         follow_redirects: bool = True,
+        max_bytes: int = MAX_REPLY_BYTES,
+        deadline_s: float = REQUEST_DEADLINE_S,
     ) -> None:
         self.clock = clock
         self.base_url = base_url.rstrip("/")
@@ -351,6 +430,10 @@ class HttpSource:
         self.label = f"{kind} {self.host}"
         #: what every error message starts with
         self.prefix = prefix if prefix is not None else f"{kind} {safe_url(self.base_url)}"
+        self.max_bytes = int(max_bytes)
+        self.deadline_s = float(deadline_s)
+        #: values never shown in a message (see :meth:`add_secret`)
+        self._secrets: set[str] = url_secrets(base_url)
         self._timeout = timeout
         self._follow = follow_redirects
         self._owns_client = client is None
@@ -363,22 +446,84 @@ class HttpSource:
     def _now(self) -> float:
         return float(self.clock())
 
+    def add_secret(self, value: str | None) -> None:
+        """Never show ``value`` (a token, a password) in a message (if long enough)."""
+        if value is not None and len(value) >= MIN_SECRET_LEN:
+            self._secrets.add(value)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without this source's secrets."""
+        return scrub(text, self._secrets)
+
     def error(self, text: str) -> SourceError:
-        return SourceError(f"{self.prefix}: {text}")
+        return SourceError(self.scrub(f"{self.prefix}: {text}"))
+
+    def _reply_too_large(self, what: str, declared: int | None) -> SourceError:
+        size = f" ({declared:,} bytes)" if declared is not None else ""
+        return self.error(f"reply too large{size}: over {fmt_bytes(self.max_bytes)} on {what}")
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        deadline_s: float | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """One request, its body read into a plain response; failures are SourceErrors.
+
+        A success body over ``max_bytes`` (declared or counted after decompression) fails
+        with "reply too large"; an error body is cut at :data:`ERROR_REPLY_BYTES`.  The
+        whole exchange must finish within ``deadline_s`` (default: ``self.deadline_s``).
+        """
+        deadline = self.deadline_s if deadline_s is None else deadline_s
+        kw.setdefault("timeout", self._timeout)
+        kw.setdefault("follow_redirects", self._follow)
+        try:
+            return await asyncio.wait_for(self._read(method, url, what, kw), deadline)
+        except asyncio.TimeoutError:
+            raise self.error(
+                f"timed out: no complete reply on {what} within {deadline:g} s"
+            ) from None
+
+    async def _read(
+        self, method: str, url: str, what: str, kw: dict[str, Any]
+    ) -> httpx.Response:
+        try:
+            async with self._client.stream(method, url, **kw) as resp:
+                ok = resp.is_success
+                limit = self.max_bytes if ok else min(self.max_bytes, ERROR_REPLY_BYTES)
+                declared = resp.headers.get("Content-Length", "").strip()
+                if ok and declared.isascii() and declared.isdigit() and len(declared) < 30 \
+                        and int(declared) > limit:
+                    raise self._reply_too_large(what, int(declared))
+                buf = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    if len(buf) + len(chunk) > limit:
+                        if ok:
+                            raise self._reply_too_large(what, None)
+                        buf += chunk[: limit - len(buf)]
+                        break
+                    buf += chunk
+                keep = {k: v for k, v in resp.headers.items()
+                        if k.lower() not in ("content-encoding", "content-length",
+                                             "transfer-encoding")}
+                return httpx.Response(resp.status_code, headers=keep, content=bytes(buf),
+                                      request=resp.request)
+        except SourceError:
+            raise
+        except TRANSPORT_ERRORS as e:
+            raise self.error(describe_transport_error(e, self._timeout)) from None
 
     async def _get(self, path: str, *, allow: tuple[int, ...] = ()) -> httpx.Response:
         """GET ``base_url + path``; any failure or non-2xx status raises SourceError.
 
         Statuses in ``allow`` are returned to the caller instead of raising.
         """
-        try:
-            resp = await self._client.get(
-                self.base_url + path, timeout=self._timeout, follow_redirects=self._follow
-            )
-        except TRANSPORT_ERRORS as e:
-            raise self.error(describe_transport_error(e, self._timeout)) from None
+        resp = await self._request("GET", self.base_url + path, what=path)
         if not resp.is_success and resp.status_code not in allow:
-            raise status_error(self.prefix, resp, path, self._now())
+            raise status_error(self.prefix, resp, path, self._now(), self.scrub)
         return resp
 
     async def _get_json(self, path: str) -> Any:
@@ -391,17 +536,26 @@ class HttpSource:
 
 
 @contextlib.contextmanager
-def only_source_errors(prefix: str) -> Iterator[None]:
+def only_source_errors(
+    prefix: str, scrub: Callable[[str], str] | None = None
+) -> Iterator[None]:
     """Last line of defence around a ``fetch()``: nothing but SourceError escapes.
 
     Known failures are mapped precisely before they get here; this turns a bug into a
     readable pane error instead of a crashed worker.  CancelledError passes through.
+    ``scrub`` (e.g. :meth:`HttpSource.scrub`) is applied to every message that leaves.
     """
+    clean = scrub if scrub is not None else (lambda text: text)
     try:
         yield
-    except SourceError:
+    except SourceError as e:
+        text = str(e)
+        cleaned = clean(text)
+        if cleaned != text:
+            e.args = (cleaned,)
         raise
     except TRANSPORT_ERRORS as e:
-        raise SourceError(f"{prefix}: {describe_transport_error(e, DEFAULT_TIMEOUT)}") from e
+        raise SourceError(
+            clean(f"{prefix}: {describe_transport_error(e, DEFAULT_TIMEOUT)}")) from e
     except Exception as e:
-        raise SourceError(f"{prefix}: internal error: {type(e).__name__}: {e}") from e
+        raise SourceError(clean(f"{prefix}: internal error: {type(e).__name__}: {e}")) from e

@@ -36,11 +36,18 @@ while the rest of the poll goes on:
 
 Core answers a single request with HTTP 500 (404 for an unknown method) and a JSON error body,
 and a batch with HTTP 200 and per-item errors; both are turned into one-line SourceErrors.
+
+Safety: every request has a timeout and a whole-request deadline (``deadline_s``,
+:data:`~tui.sources.base.REQUEST_DEADLINE_S`), and its reply body is capped (``max_bytes``,
+:data:`~tui.sources.base.MAX_REPLY_BYTES`, counted after decompression; the largest batch,
+~260 headers, is ~200 kB); ``bits`` must be at most 8 hex digits.  Messages never show the
+RPC password, the cookie's secret or the URL's credentials and query.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -61,14 +68,15 @@ from tui.model import (
 )
 from tui.sources.base import (
     DEFAULT_TIMEOUT,
-    TRANSPORT_ERRORS,
+    MAX_REPLY_BYTES,
+    REQUEST_DEADLINE_S,
     HttpSource,
     ShapeError,
     SourceError,
     as_list,
     as_object,
+    basic_token,
     decode_json,
-    describe_transport_error,
     get_int,
     get_positive,
     get_str,
@@ -109,6 +117,8 @@ RPC_IN_WARMUP = -28
 RPC_METHOD_NOT_FOUND = -32601
 
 AUTH_HINT = "authentication failed (check --rpc-cookie or the RPC user/password)"
+#: ``bits`` as Core prints it: a uint32 in hex, at most 8 digits, no sign, no prefix.
+_BITS_HEX = re.compile(r"[0-9a-fA-F]{1,8}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +157,12 @@ class RpcError:
 def parse_header(doc: Any) -> _Header:
     d = as_object(doc, "a block header")
     bits_hex = get_str(d, "bits")
-    try:
-        bits = int(bits_hex, 16)
-    except ValueError:
-        raise ShapeError(f"'bits' is not hex ({bits_hex[:20]!r})") from None
+    if _BITS_HEX.fullmatch(bits_hex) is None:
+        if bits_hex and all(c in "0123456789abcdefABCDEF" for c in bits_hex):
+            raise ShapeError(f"'bits' is not an unsigned 32-bit value ({bits_hex[:20]!r}: "
+                             f"{len(bits_hex)} hex digits)")
+        raise ShapeError(f"'bits' is not hex ({bits_hex[:20]!r})")
+    bits = int(bits_hex, 16)
     return _Header(
         hash=get_str(d, "hash"),
         height=get_int(d, "height"),
@@ -184,13 +196,18 @@ class BitcoindSource(HttpSource):
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_bytes: int = MAX_REPLY_BYTES,
+        deadline_s: float = REQUEST_DEADLINE_S,
     ) -> None:
         super().__init__(url, kind="bitcoind", client=client, timeout=timeout, clock=clock,
-                         follow_redirects=False)
+                         follow_redirects=False, max_bytes=max_bytes, deadline_s=deadline_s)
         self.prefix = self.label  # "bitcoind 127.0.0.1:8332"
         self.cookie_path = Path(cookie_path).expanduser() if cookie_path is not None else None
         self._user = user
         self._password = password
+        if user is not None and password:
+            self.add_secret(password)
+            self.add_secret(basic_token(user, password))
         self._cookie: tuple[str, str] | None = None
         self._next_id = 0
         self._cache: dict[int, _Cached] = {}
@@ -231,6 +248,8 @@ class BitcoindSource(HttpSource):
         user, sep, secret = text.strip().partition(":")
         if not sep or not user or not secret:
             raise self.error(f"cookie file {path} is malformed (expected user:password)")
+        self.add_secret(secret)
+        self.add_secret(basic_token(user, secret))
         return user, secret
 
     def _credentials(self) -> tuple[str, str] | None:
@@ -253,17 +272,15 @@ class BitcoindSource(HttpSource):
         reread = False
         while True:
             creds = self._credentials()
-            try:
-                resp = await self._client.post(
-                    self.base_url,
-                    content=body,
-                    headers={"Content-Type": "application/json"},
-                    auth=httpx.BasicAuth(*creds) if creds else httpx.USE_CLIENT_DEFAULT,
-                    timeout=self._timeout,
-                    follow_redirects=False,
-                )
-            except TRANSPORT_ERRORS as e:
-                raise self.error(describe_transport_error(e, self._timeout)) from None
+            resp = await self._request(
+                "POST",
+                self.base_url,
+                what=what,
+                content=body,
+                headers={"Content-Type": "application/json"},
+                auth=httpx.BasicAuth(*creds) if creds else httpx.USE_CLIENT_DEFAULT,
+                follow_redirects=False,
+            )
             if resp.status_code == 401 and self._user is None and self.cookie_path is not None:
                 if not reread:
                     # The node rewrites its cookie on every restart: read it again, once.
@@ -285,7 +302,7 @@ class BitcoindSource(HttpSource):
                 doc = None
             if isinstance(doc, dict) and doc.get("error") is not None:
                 return doc
-        raise status_error(self.prefix, resp, what, self._now())
+        raise status_error(self.prefix, resp, what, self._now(), self.scrub)
 
     def _rpc_failure(self, method: str, err: RpcError) -> SourceError:
         if err.code == RPC_IN_WARMUP:
@@ -401,7 +418,7 @@ class BitcoindSource(HttpSource):
 
     # ------------------------------------------------------------------ poll
     async def fetch(self) -> ChainSnapshot:
-        with only_source_errors(self.prefix):
+        with only_source_errors(self.prefix, self.scrub):
             return await self._fetch()
 
     async def _fetch(self) -> ChainSnapshot:
@@ -475,7 +492,7 @@ class BitcoindSource(HttpSource):
         try:
             await step
         except SourceError as e:
-            self.optional_errors[part] = str(e)
+            self.optional_errors[part] = self.scrub(str(e))
             if retry_s is not None:
                 self._window_retry_at = self._now() + retry_s
         else:

@@ -29,6 +29,12 @@ or a broken reply leaves the part empty or at its last value, a one-line message
   ``/api/v1/blocks/:height`` pages around it; those blocks never change, so they are cached by
   height and later polls only fetch the next page when the window has moved past the cache
   (one page per ~15 blocks, i.e. every ~2.5 hours).
+
+Safety: every request has a timeout and a whole-request deadline (``deadline_s``,
+:data:`~tui.sources.base.REQUEST_DEADLINE_S`), and its reply body is capped (``max_bytes``,
+:data:`~tui.sources.base.MAX_REPLY_BYTES`, counted after decompression); the fields are
+range-checked when parsed (``bits`` is a uint32).  Messages never show the URL's
+credentials, query string or query values.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ from tui.model import (
 )
 from tui.sources.base import (
     DEFAULT_TIMEOUT,
+    MAX_REPLY_BYTES,
+    REQUEST_DEADLINE_S,
     HttpSource,
     RateLimited,
     ShapeError,
@@ -94,6 +102,10 @@ ADJUSTMENTS_MAX_AGE_S = 86_400.0
 WINDOW_REANCHOR_S = 6 * 3600.0
 #: Pages a poll may fetch for the 30-days-ago window (the first poll needs ~11).
 WINDOW_MAX_PAGES = 20
+#: Digits of a plausible tip height (a uint32 has 10); more is a broken reply.
+MAX_HEIGHT_DIGITS = 10
+#: ``bits`` is the header's uint32 compact target.
+MAX_BITS = 0xFFFF_FFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +128,14 @@ def parse_block(item: Any) -> _Cached:
         extras = as_object(extras, "'extras'")
         if extras.get("totalFees") is not None:
             fees = to_int(extras["totalFees"], "totalFees")
+    bits = get_int(d, "bits")
+    if not 0 <= bits <= MAX_BITS:
+        shown = str(bits) if abs(bits) < 10**20 else f"a {len(str(abs(bits)))}-digit number"
+        raise ShapeError(f"'bits' is not an unsigned 32-bit value ({shown})")
     block = Block(
         height=height,
         time=get_time(d, "timestamp"),
-        bits=get_int(d, "bits"),
+        bits=bits,
         difficulty=get_positive(d, "difficulty"),
         fees_sat=fees,
     )
@@ -201,8 +217,11 @@ class MempoolSource(HttpSource):
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_bytes: int = MAX_REPLY_BYTES,
+        deadline_s: float = REQUEST_DEADLINE_S,
     ) -> None:
-        super().__init__(base_url, kind="mempool", client=client, timeout=timeout, clock=clock)
+        super().__init__(base_url, kind="mempool", client=client, timeout=timeout, clock=clock,
+                         max_bytes=max_bytes, deadline_s=deadline_s)
         self._cache: dict[int, _Cached] = {}
         self._tip: int | None = None  #: tip of the last complete poll
         self._history: tuple[HashratePoint, ...] = ()
@@ -226,6 +245,10 @@ class MempoolSource(HttpSource):
         if not (text.isascii() and text.isdigit()):
             shown = text[:40] if text else "an empty reply"
             raise self.error(f"unexpected reply on {TIP_PATH}: not a block height: {shown!r}")
+        if len(text) > MAX_HEIGHT_DIGITS:  # and int() would refuse over 4300 digits
+            shown = text[:20] + "…" if len(text) > 20 else text
+            raise self.error(f"unexpected reply on {TIP_PATH}: not a block height: "
+                             f"{shown!r} ({len(text):,} digits)")
         return int(text)
 
     async def _page(self, height: int | None) -> list[_Cached]:
@@ -362,7 +385,7 @@ class MempoolSource(HttpSource):
         except RateLimited:
             raise
         except SourceError as e:
-            self.optional_errors[part] = str(e)
+            self.optional_errors[part] = self.scrub(str(e))
             on_error(self._now())
         else:
             self.optional_errors.pop(part, None)
@@ -377,7 +400,7 @@ class MempoolSource(HttpSource):
 
     # ------------------------------------------------------------------ poll
     async def fetch(self) -> ChainSnapshot:
-        with only_source_errors(self.prefix):
+        with only_source_errors(self.prefix, self.scrub):
             return await self._fetch()
 
     async def _fetch(self) -> ChainSnapshot:

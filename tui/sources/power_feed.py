@@ -21,7 +21,9 @@ it wins over the tariff (:func:`tui.tariff.tariff_now`).
 Safety: every request has a timeout and the whole fetch a deadline; redirects are followed
 only within the same scheme, host and port (at most 3); the reply body is capped
 (:data:`MAX_BODY_BYTES`, counted after decompression).  Messages never show the URL's query
-string or credentials (an API key often lives there).  No Textual here.
+string or credentials (an API key often lives there), not even echoed back in an error body:
+the password, the query string, every query value and the ``token_env`` token (those of 4
+characters or more) are replaced by ``***``.  No Textual here.
 """
 
 from __future__ import annotations
@@ -201,17 +203,18 @@ class PowerFeedSource(HttpSource):
             token = self._environ.get(var)
             if not token:
                 raise self.error(f"environment variable {var} (token_env) is not set")
+            self.add_secret(token)
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
     async def fetch(self) -> PowerPriceSnapshot:
-        with only_source_errors(self.prefix):
+        with only_source_errors(self.prefix, self.scrub):
             try:
                 resp = await asyncio.wait_for(self._get_final(), self.deadline_s)
             except asyncio.TimeoutError:
                 raise self.error(f"no complete reply within {self.deadline_s:g} s") from None
             if not resp.is_success:
-                raise status_error(self.prefix, resp, self._what, self._now())
+                raise status_error(self.prefix, resp, self._what, self._now(), self.scrub)
             doc = decode_json(self.prefix, resp, self._what)
             try:
                 value = read_path(doc, self.cfg.path)

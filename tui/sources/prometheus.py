@@ -339,6 +339,7 @@ class PrometheusSource(HttpSource):
         self.job = job
         self.lookback_s = int(lookback_s)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.add_secret(token)  # a proxy may echo it in an error reply
 
     # ------------------------------------------------------------------ requests
     async def query(self, expr: str, *, name: str = "query") -> tuple[Sample, ...]:
