@@ -52,8 +52,8 @@ At the end (or on Ctrl-C): for each face, RSS at the first sample, at the cap an
 end, the peak, and the growth per hour after the cap: the least-squares slope of VmRSS (and
 of RssAnon) over the samples from the cap on, with its standard error; "flat" when zero is
 within two standard errors, or when all it adds up to over that stretch is under ``--noise``
-MB (default 1: once full, the history is thinned by a quarter every 180 cycles, which saws
-the dashboard's RSS by about a megabyte at 300 rigs).  Then every process is stopped (the
+MB (default 1: samples five minutes apart move by up to about a megabyte at 300 rigs, from
+render caches and objects in flight in a cycle).  Then every process is stopped (the
 dashboard with ``q``, the daemon, the chain and the site with SIGTERM; SIGKILL after a grace
 period) and the temporary directory removed (``--keep`` keeps it: configs, logs, the
 daemon's history).
@@ -850,7 +850,7 @@ def summary(faces: dict[str, Face], args: argparse.Namespace, interrupted: str |
         elif abs(fitted) < args.noise:
             verdict = (f"flat within noise: the slope ({b:+.1f} ± {se:.1f} MB/h) adds up to "
                        f"{fitted:+.1f} MB over {hms(span)}, under the {args.noise:g} MB noise "
-                       "floor (--noise; the history's thinning saws RSS by about that): a "
+                       "floor (--noise; samples move by about that at 300 rigs): a "
                        "longer run tells")
         else:
             verdict = (f"{'GROWING' if b > 0 else 'shrinking'} after the cap: {b:+.1f} MB/h "
