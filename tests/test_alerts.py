@@ -603,3 +603,18 @@ def test_a_rig_that_leaves_mid_hold_starts_again_when_it_comes_back(clock: FakeC
     assert d.step(86_400, (hot,)) == []  # a day later: the hold time starts now
     ev = d.step(60, (hot,))
     assert summary(ev) == [("fired", "rig:b:temp")] and ev[0].alert.since == clock.now - 60
+
+
+def test_an_offline_or_stuck_rule_turned_back_on_counts_from_then(clock: FakeClock) -> None:
+    from dataclasses import replace
+
+    d = Driver(clock, AlertRules(rig_offline_s=300.0, rig_stuck_s=300.0))
+    stuck = RigCondition("b", "stuck", "hashing 0")
+    assert d.step(0, (down("a"), stuck)) == []
+    d.engine.rules = replace(d.engine.rules, rig_offline_s=None, rig_stuck_s=None)
+    assert d.step(100, (down("a"), stuck)) == []
+    d.engine.rules = replace(d.engine.rules, rig_offline_s=300.0, rig_stuck_s=300.0)
+    assert d.step(900, (down("a"), stuck)) == []  # down for 1,000 s, but watched from now
+    ev = d.step(300, (down("a"), stuck))
+    assert sorted(summary(ev)) == [("fired", "rig:a:offline"), ("fired", "rig:b:stuck")]
+    assert {e.alert.since for e in ev} == {clock.now - 300}

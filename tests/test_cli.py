@@ -69,6 +69,10 @@ def test_bad_arguments_give_one_line_and_exit_2(
     "http://s3cretpw@127.0.0.1:99999/x?apikey=s3cretpw",
     "ftp://user:s3cretpw@127.0.0.1/",
     "http://[::1:s3cretpw@host/?k=s3cretpw",
+    "http://user:p@s3cretpw@host:99999/",
+    "http://user:pa/s3cretpw@host/",
+    "http://u:pass#s3cretpw@h:99999/",
+    "http://u:pass?s3cretpw@h:99999/",
 ])
 def test_a_bad_url_is_told_without_its_secrets(
         url: str, capsys: pytest.CaptureFixture[str]) -> None:

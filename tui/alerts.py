@@ -289,6 +289,10 @@ class AlertEngine:
         for timers in (self._arming, self._clearing):
             for key in [k for k in timers if not self.kind_on(k.rpartition(":")[2])]:
                 del timers[key]
+        if not self.kind_on("offline"):
+            self._down_since.clear()
+        if not self.kind_on("stuck"):
+            self._stuck_since.clear()
 
     # -- bookkeeping
     def _fire(self, events: list[AlertEvent], alert: Alert, now: float) -> None:
@@ -347,12 +351,12 @@ class AlertEngine:
         key = f"rig:{rid}:offline"
         if r.status in _DOWN:
             self._stuck_since.pop(rid, None)
-            start = self._down_since.setdefault(rid, now)
             state = "offline" if r.status == "offline" else "in error"
             for kind in _RIG_KINDS:
                 self._clear(events, now, f"rig:{rid}:{kind}", f"{name} {state}")
             if rules.rig_offline_s is None:
-                return
+                return  # not watched: a rule turned on later counts from then
+            start = self._down_since.setdefault(rid, now)
             msg = f"{name} {state} for {fmt_duration(now - start, short=True)}"
             if r.reason:
                 msg += f": {safe(r.reason, 120)}"
@@ -371,7 +375,7 @@ class AlertEngine:
 
         # stuck: answers, does not mine
         key = f"rig:{rid}:stuck"
-        if r.status == "stuck":
+        if r.status == "stuck" and rules.rig_stuck_s is not None:
             start = self._stuck_since.setdefault(rid, now)
             msg = f"{name} stuck for {fmt_duration(now - start, short=True)}"
             if r.reason:

@@ -135,7 +135,7 @@ class _Parser(argparse.ArgumentParser):
             super()._print_message(message, file)
 
 
-_USERINFO = re.compile(r"(//)[^/?#@]*@")
+_USERINFO = re.compile(r"(//).*@")  # to the last @: a password may hold @ / ? #
 
 
 def _shown_url(url: str) -> str:
@@ -143,7 +143,8 @@ def _shown_url(url: str) -> str:
     there) replaced by ``***``; works on URLs too broken to parse."""
     shown = _USERINFO.sub(r"\1***@", url, count=1)
     head, sep, _query = shown.partition("?")
-    return repr(head + ("?***" if sep else ""))
+    head, hash_, _fragment = head.partition("#")
+    return repr(head + ("?***" if sep else "") + ("#***" if hash_ and not sep else ""))
 
 
 def _check_url(opt: str, url: str) -> str:

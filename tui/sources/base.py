@@ -109,7 +109,8 @@ def basic_token(user: str, password: str) -> str:
 
 
 def url_secrets(url: str) -> set[str]:
-    """What of ``url`` must never be shown: its password (and the Basic token made of it),
+    """What of ``url`` must never be shown: its password (and the Basic token made of it;
+    without a password, the user name, often a token),
     its whole query string and every query value (raw and decoded); values shorter than
     :data:`MIN_SECRET_LEN` are left out."""
     parts = urlsplit(url)
@@ -118,6 +119,9 @@ def url_secrets(url: str) -> set[str]:
     if password:
         found |= {password, unquote(password)}
         found.add(basic_token(unquote(parts.username or ""), unquote(password)))
+    elif parts.username:  # a token given as the user name (https://TOKEN@host)
+        found |= {parts.username, unquote(parts.username),
+                  basic_token(unquote(parts.username), "")}
     if parts.query:
         found |= {parts.query, unquote_plus(parts.query)}
         for pair in parts.query.split("&"):

@@ -361,7 +361,7 @@ class PrometheusSource(HttpSource):
             if resp.status_code in (401, 403):
                 raise self.error(f"unauthorized (HTTP {resp.status_code} on {QUERY_PATH}): "
                                  "check the token")
-            raise status_error(self.prefix, resp, what, self._now())
+            raise status_error(self.prefix, resp, what, self._now(), self.scrub)
         doc = decode_json(self.prefix, resp, what)
         err = api_error(resp) if isinstance(doc, dict) and doc.get("status") == "error" else None
         if err is not None:
@@ -379,7 +379,7 @@ class PrometheusSource(HttpSource):
 
     # ------------------------------------------------------------------ fetches
     async def fetch(self) -> FleetSnapshot:
-        with only_source_errors(self.prefix):
+        with only_source_errors(self.prefix, self.scrub):
             return await self._fetch()
 
     async def _fetch(self) -> FleetSnapshot:
@@ -421,7 +421,7 @@ class PrometheusSource(HttpSource):
 
     async def fetch_site_rigs(self, site: str) -> tuple[FleetRig, ...]:
         """One site's rigs, sorted by name (as of its last scrape if its daemon is down)."""
-        with only_source_errors(self.prefix):
+        with only_source_errors(self.prefix, self.scrub):
             job = self.job
             seen_r, rigs_r = await _all([
                 self.query(seen_expr(self.lookback_s, job=job, site=site), name="last scrapes"),
