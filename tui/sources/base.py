@@ -119,7 +119,7 @@ def url_secrets(url: str) -> set[str]:
     if password:
         found |= {password, unquote(password)}
         found.add(basic_token(unquote(parts.username or ""), unquote(password)))
-    elif parts.username:  # a token given as the user name (https://TOKEN@host)
+    elif len(unquote(parts.username or "")) >= MIN_SECRET_LEN:  # https://TOKEN@host
         found |= {parts.username, unquote(parts.username),
                   basic_token(unquote(parts.username), "")}
     if parts.query:
