@@ -834,3 +834,37 @@ def test_hashprice_days_are_the_mean_of_each_day_at_every_resolution(tmp_path: P
                 assert d == d0 + 2 * 86400 and usd is None  # the day without a price
         assert days[3] == (recent, pytest.approx(0.0004), None)
         assert s.hashprice_days(d0 + 1, d0 + 86400) == []  # day starts in [since, until)
+
+
+def test_rows_rolled_up_before_v3_keep_their_weight_by_cycles(tmp_path: Path) -> None:
+    """5-minute rows written before schema v3 have no missing counts (NULL): rolled into an
+    hour beside v3 rows, each weighs by its cycles, as it always did, and the v3 rows by
+    the samples behind them."""
+    d0 = (T0 // 86400 + 1) * 86400
+    path = tmp_path / "h.db"
+    with HistoryStore(path) as s:
+        # a v3 bucket: 30 cycles, the rig's hashrate known in 10 of them (50 TH/s)
+        for i in range(30):
+            s.record_cycle(d0 + 300 + 10 * i, rigs=[RigPoint(
+                "r", 50.0 if i < 10 else None, None, None, "ok" if i < 10 else "offline",
+                None)], chain=replace(chain(), hashprice_usd_ph_day=40.0 if i < 10 else None))
+        s.compact(d0 + 3 * 86400)
+    db = sqlite3.connect(path)
+    rid = db.execute("SELECT id FROM rig WHERE name = 'r'").fetchone()[0]
+    assert db.execute("SELECT hr_missing FROM rig_5m").fetchone()[0] == 20
+    # a bucket as an older minertop rolled it: 30 cycles at 110 TH/s, no missing counts
+    db.execute("INSERT INTO cycle_5m (t, n, hashprice_usd_ph_day) VALUES (?, 30, 60.0)", (d0,))
+    db.execute("INSERT INTO rig_5m (t, rig, n, nb, st, hr_min, hr, hr_max)"
+               " VALUES (?, ?, 30, 0, 0, 110000, 110000, 110000)", (d0, rid))
+    db.commit()
+    db.close()
+    with HistoryStore(path) as s:
+        s.compact(d0 + 32 * 86400)
+        [p] = s.rig_history("r", d0, d0 + 3600)
+        # (110 x 30 + 50 x 10) / 40 = 95
+        assert p["samples"] == 60 and p["hashrate_ths"] == pytest.approx(95.0)
+        [(_day, _btc, usd)] = s.hashprice_days(d0, d0 + 86400)
+        assert usd == pytest.approx((60.0 * 30 + 40.0 * 10) / 40)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT n, hr_missing FROM rig_1h").fetchone() == (60, 20)
+    db.close()
