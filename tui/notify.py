@@ -100,20 +100,20 @@ import socket
 import ssl
 import time
 import unicodedata
-from base64 import b64encode
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from tui import __version__
 from tui.alerts import AlertEvent
 from tui.safe import safe
+from tui.sources.base import url_secrets
 
 NotifyKind = Literal["webhook", "ntfy", "slack", "email"]
 TlsMode = Literal["starttls", "ssl", "none"]
@@ -497,24 +497,6 @@ class Notifier:
         if len(value) >= 4:
             self._secrets.append(value)
 
-    def _url_secrets(self, query: str, username: str | None, password: str | None) -> None:
-        """Each query parameter's value (signatures, tokens, keys: a server may repeat one
-        in its error reply) and the URL's password, as written and decoded, and the Basic
-        credentials the HTTP client makes of the user name and password."""
-        for item in query.split("&"):
-            _k, eq, raw = item.partition("=")
-            if eq:
-                for form in (raw, unquote(raw), unquote_plus(raw)):
-                    self._secret(form)
-        for _k, value in parse_qsl(query, keep_blank_values=True):
-            self._secret(value)
-        if password:
-            self._secret(password)
-            self._secret(unquote(password))
-        if username is not None or password is not None:
-            creds = f"{unquote(username or '')}:{unquote(password or '')}"
-            self._secret(b64encode(creds.encode()).decode("ascii"))
-
     def _resolve(self, environ: Mapping[str, str]) -> None:
         c = self.config
         if c.kind == "email":
@@ -551,7 +533,8 @@ class Notifier:
         for seg in parts.path.split("/"):
             if len(seg) >= 8:
                 self._secret(seg)
-        self._url_secrets(parts.query, parts.username, parts.password)
+        for value in url_secrets(url):  # each query value, the password, the Basic token
+            self._secret(value)
         headers: dict[str, str] = {"User-Agent": _USER_AGENT}
         for k, v in c.headers:
             headers[k] = v
