@@ -115,13 +115,12 @@ def url_secrets(url: str) -> set[str]:
     :data:`MIN_SECRET_LEN` are left out."""
     parts = urlsplit(url)
     found: set[str] = set()
-    password = parts.password
+    password, user = parts.password, parts.username or ""
     if password:
         found |= {password, unquote(password)}
-        found.add(basic_token(unquote(parts.username or ""), unquote(password)))
-    elif len(unquote(parts.username or "")) >= MIN_SECRET_LEN:  # https://TOKEN@host
-        found |= {parts.username, unquote(parts.username),
-                  basic_token(unquote(parts.username), "")}
+        found.add(basic_token(unquote(user), unquote(password)))
+    elif len(unquote(user)) >= MIN_SECRET_LEN:  # a token as the user name: https://TOKEN@host
+        found |= {user, unquote(user), basic_token(unquote(user), "")}
     if parts.query:
         found |= {parts.query, unquote_plus(parts.query)}
         for pair in parts.query.split("&"):
