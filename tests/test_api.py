@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -371,6 +372,53 @@ async def test_loopback_without_token_needs_no_authorization(
     # A stray Authorization header is harmless.
     response = await client.get("/api/v1/snapshot", headers={"Authorization": "Bearer whatever"})
     assert response.status_code == 200
+
+
+REBOUND_HOSTS = ["evil.example", "evil.example:9184", "127.0.0.1.nip.io:9184",
+                 "localhost.evil.example", "[2001:db8::1]:9184", "10.0.0.5:9184"]
+
+
+async def test_without_a_token_only_requests_addressed_to_this_machine_are_answered(
+    backend: FakeBackend, serve: Serve
+) -> None:
+    # DNS rebinding: a web page whose name comes to resolve to 127.0.0.1 reaches the
+    # tokenless API, but its requests carry the page's own name as the Host.
+    server, client = await serve(backend)
+    backend.doc = {"cycle": 1}
+    for host in REBOUND_HOSTS:
+        for path in ("/healthz", "/api/v1/snapshot", "/metrics", "/api/v1/view"):
+            response = await client.get(path, headers={"Host": host})
+            body = assert_json(response, 403)
+            assert "answers only requests addressed to this machine" in body["error"], host
+            assert "token" in body["error"]
+    own = socket.gethostname()
+    for host in (f"127.0.0.1:{server.port}", "127.0.0.1", "localhost", f"LOCALHOST:{server.port}",
+                 f"[::1]:{server.port}", "[::1]", "dash.localhost:8080", "127.0.1.1:9184",
+                 own, f"{own}:{server.port}"):
+        response = await client.get("/api/v1/snapshot", headers={"Host": host})
+        assert response.status_code == 200, host
+    assert (await client.get("/api/v1/snapshot")).status_code == 200  # httpx's own Host
+
+
+async def test_with_a_token_any_host_is_answered(backend: FakeBackend, serve: Serve) -> None:
+    # behind a proxy that passes the public name: the token is what guards it
+    _, client = await serve(backend, token=TOKEN)
+    backend.doc = {"cycle": 1}
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    for host in REBOUND_HOSTS:
+        response = await client.get("/api/v1/snapshot", headers={**good, "Host": host})
+        assert response.status_code == 200, host
+        assert (await client.get("/api/v1/snapshot", headers={"Host": host})).status_code == 401
+
+
+@pytest.mark.parametrize(("header", "local"), [
+    ("", True), ("127.0.0.1:9184", True), ("127.9.9.9", True), ("[::1]:80", True),
+    ("[::ffff:127.0.0.1]:80", True), ("localhost.", True), ("a.b.localhost:1", True),
+    ("0.0.0.0:9184", False), ("[::]:9184", False), ("192.168.1.10:9184", False),
+    ("example.com", False), ("localhost.example.com", False), ("[::1", False),
+])
+def test_host_is_local(header: str, local: bool) -> None:
+    assert api.host_is_local(header) is local
 
 
 AUTHED_PATHS = [

@@ -57,6 +57,7 @@ __all__ = [
     "SnapshotCache",
     "check_listen",
     "encode_json",
+    "host_is_local",
     "is_loopback",
     "load_token",
     "make_app",
@@ -163,6 +164,28 @@ def is_loopback(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def host_is_local(header: str) -> bool:
+    """True when a request's ``Host`` header names this machine: a loopback address or
+    ``localhost`` (also ``*.localhost``), or the machine's own host name, with any port.
+
+    A tokenless API answers only these (:func:`make_app`), which defeats DNS rebinding: a web
+    page can make its own name resolve to 127.0.0.1, but its requests still carry that name.
+    A missing Host (HTTP/1.0) is taken as local: a browser always sends one.
+    """
+    name = header.strip()
+    if not name:
+        return True
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rpartition(":")[0]
+    name = name.lower().removesuffix(".")
+    if is_loopback(name) or name.endswith(".localhost"):
+        return True
+    own = socket.gethostname().lower().removesuffix(".")
+    return bool(own) and name in (own, own.partition(".")[0])
 
 
 #: The ``/healthz`` keys anyone may read; the rest (sources with their errors and addresses,
@@ -407,6 +430,20 @@ def make_app(
             return _error(500, "internal error")
 
     @web.middleware
+    async def loopback_host(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        # Without a token the API listens on loopback only, where anything on this machine
+        # may read it, but a web page must not: through DNS rebinding a page's own name can
+        # come to point at 127.0.0.1, and the browser then sends that name as the Host.
+        if token_digest is None and not host_is_local(request.headers.get("Host", "")):
+            return _error(
+                403,
+                "this API has no token, so it answers only requests addressed to this machine "
+                "(Host: 127.0.0.1, localhost, [::1] or its own name); configure a token "
+                f"(--token-file PATH or ${TOKEN_ENV}) to serve it under another name",
+            )
+        return await handler(request)
+
+    @web.middleware
     async def auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
         if request.rel_url.path != "/healthz" and not authorised(request):
             return _error(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="minertop"'})
@@ -478,7 +515,7 @@ def make_app(
     async def server_header(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Server"] = SERVER_NAME
 
-    app = web.Application(middlewares=[access_log, json_errors, auth])
+    app = web.Application(middlewares=[access_log, json_errors, loopback_host, auth])
     app[SNAPSHOT_CACHE] = cache
     app[VIEW_CACHE] = view_cache
     app.on_response_prepare.append(server_header)
