@@ -363,3 +363,33 @@ def test_power_prices_read_with_a_real_minus_sign() -> None:
     assert fmt_usd_kwh(-0.0125) == "−$0.013/kWh"  # rounds half to even on the binary value
     assert fmt_usd_kwh(-0.0125, 4, unit=False) == "−$0.0125"
     assert fmt_usd_kwh(None) == "—"
+
+
+def test_dollars_read_with_a_real_minus_sign_before_the_dollar() -> None:
+    from tui.fmt import fmt_usd
+
+    assert fmt_usd(1234.4) == "$1,234"
+    assert fmt_usd(-1234.4) == "−$1,234"
+    assert fmt_usd(-0.5, 2) == "−$0.50"
+    assert fmt_usd(0.0, signed=True) == "+$0"
+    assert fmt_usd(12.345, 2, signed=True) == "+$12.35"
+    assert fmt_usd(-12.345, 2, signed=True) == "−$12.35"
+    assert fmt_usd(None) == "—"
+
+
+def test_a_negative_production_cost_reads_minus_dollars_in_the_rigs_title() -> None:
+    # Only a negative power price (the site paid to draw power) makes the cost per BTC
+    # negative; it read "$-1,234".
+    from tui.economics import SiteTotals
+    from tui.site import SiteView
+
+    totals = SiteTotals(
+        rigs=1, rigs_without_power=0, hashrate_ths=200.0, power_w=3000.0, btc_per_day=0.0002,
+        revenue_usd_day=14.2, cost_usd_day=-0.25, margin_usd_day=14.45, margin_pct=101.8,
+        revenue_after_retarget_usd_day=None, margin_after_retarget_usd_day=None,
+        production_cost_usd_per_btc=-1234.0, price_usd=71_000.0,
+    )
+    view = SiteView(name="A", rows=(), totals=totals, price_usd=71_000.0, counts={})
+    title = view.title(200)
+    assert "cost/BTC −$1,234 vs $71,000" in title
+    assert "$-" not in title

@@ -62,7 +62,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from tui.chain import TARGET_SPACING
-from tui.fmt import fmt_duration, fmt_pct
+from tui.fmt import fmt_duration, fmt_pct, fmt_usd
 from tui.safe import safe
 
 Severity = Literal["warning", "critical"]
@@ -168,7 +168,7 @@ def _ths(x: float) -> str:
 
 
 def _usd(x: float) -> str:
-    return f"{'−' if x < 0 else '+'}${abs(x):,.2f}"
+    return fmt_usd(x, 2, signed=True)
 
 
 def _known(*values: float | None) -> bool:

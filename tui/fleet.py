@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from tui.fmt import fmt_usd
 from tui.safe import safe
 
 EH = 1e18
@@ -170,9 +171,7 @@ def fleet_json(snapshot: FleetSnapshot) -> dict[str, Any]:
 
 
 def _usd(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{'+' if v >= 0 else '−'}${abs(v):,.0f}"
+    return fmt_usd(v, signed=True)
 
 
 def _pct(v: float | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["fmt_duration", "fmt_pct", "fmt_usd_kwh"]
+__all__ = ["fmt_duration", "fmt_pct", "fmt_usd", "fmt_usd_kwh"]
 
 
 def fmt_duration(seconds: float, short: bool = False) -> str:
@@ -19,6 +19,15 @@ def fmt_duration(seconds: float, short: bool = False) -> str:
     if m:
         return f"{m}m{s:02d}s"
     return f"{s}s"
+
+
+def fmt_usd(x: float | None, nd: int = 0, signed: bool = False) -> str:
+    """Dollars: ``$1,234``, ``−$1,234`` (a real minus sign, before the ``$``), ``—`` when
+    unknown; ``signed``: ``+$1,234`` too; ``nd`` decimals."""
+    if x is None:
+        return "—"
+    sign = "−" if x < 0 else ("+" if signed else "")
+    return f"{sign}${abs(x):,.{nd}f}"
 
 
 def fmt_usd_kwh(x: float | None, nd: int = 3, unit: bool = True) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from tui.catalog import Catalog, resolve_power
 from tui.config import RigConfig, SiteConfig
 from tui.economics import Hashprice, RigEconomics, SiteTotals, rig_economics, site_totals
-from tui.fmt import fmt_usd_kwh
+from tui.fmt import fmt_usd, fmt_usd_kwh
 from tui.model import Hashboard, RigReading
 from tui.safe import safe
 
@@ -162,9 +162,9 @@ class SiteView:
                 price_full += f" → {fmt_usd_kwh(p.next_usd_kwh, unit=False)} {when}"
             parts.append(price_full)
         if t.production_cost_usd_per_btc is not None:
-            cost = f"cost/BTC ${t.production_cost_usd_per_btc:,.0f}"
+            cost = f"cost/BTC {fmt_usd(t.production_cost_usd_per_btc)}"
             if self.price_usd:
-                cost += f" vs ${self.price_usd:,.0f}"
+                cost += f" vs {fmt_usd(self.price_usd)}"
             parts.append(cost)
         # Shorten until the title fits its border, least telling first: the margin after the
         # retarget, the production cost against the price, the power price's next change,
@@ -183,9 +183,7 @@ class SiteView:
 
 
 def _usd(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{'+' if v >= 0 else '−'}${abs(v):,.0f}"
+    return fmt_usd(v, signed=True)
 
 
 def compute_site(

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui.fmt import fmt_duration
+from tui.fmt import fmt_duration, fmt_usd
 from tui.history import RigHistory
 from tui.model import Hashboard
 from tui.safe import safe
@@ -84,22 +84,22 @@ def detail_text(row: RigRow, history: RigHistory, width: int, now: float) -> Tab
     if row.economics is not None:
         e = row.economics
 
-        def usd(v: float | None, fmt: str = "{:,.2f}") -> str:
-            return "—" if v is None else "$" + fmt.format(v).replace("-", "−")
+        def usd(v: float | None, nd: int = 2, signed: bool = False) -> str:
+            return fmt_usd(v, nd, signed)
 
         pct = "" if e.margin_pct is None else f" ({e.margin_pct:+.0f}%)".replace("-", "−")
         grid.add_row("per day", Text(
             f"revenue {usd(e.revenue_usd_day)} · cost {usd(e.cost_usd_day)} · margin "
-            f"{usd(e.margin_usd_day, '{:+,.2f}')}{pct} · after retarget "
-            f"{usd(e.margin_after_retarget_usd_day, '{:+,.2f}')}"))
+            f"{usd(e.margin_usd_day, signed=True)}{pct} · after retarget "
+            f"{usd(e.margin_after_retarget_usd_day, signed=True)}"))
         power = "—" if row.power_w is None else f"{row.power_w:,.0f} W"
         if row.power_estimated:
             power += " (estimated: nominal J/TH × live hashrate)"
         jth = "—" if e.j_per_th is None else f"{e.j_per_th:.1f} J/TH"
         grid.add_row("power", Text(f"{power} · {jth}"))
         grid.add_row("break-even", Text(
-            f"electricity {usd(e.breakeven_usd_kwh, '{:.4f}')}/kWh · BTC price "
-            f"{usd(e.shutdown_price_usd, '{:,.0f}')}"))
+            f"electricity {usd(e.breakeven_usd_kwh, 4)}/kWh · BTC price "
+            f"{usd(e.shutdown_price_usd, 0)}"))
     grid.add_row("", "")
     spark_w = max(10, width - 40)
     n = history.count

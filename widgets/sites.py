@@ -28,7 +28,7 @@ from textual.widgets import DataTable, Footer, Input
 
 from tui.dashboard import fmt_local
 from tui.fleet import EH, FleetNetwork, FleetRig, FleetSite
-from tui.fmt import fmt_duration, fmt_pct
+from tui.fmt import fmt_duration, fmt_pct, fmt_usd
 from tui.safe import safe
 from tui.site import RigRow
 from widgets.base import Pane, SortFilter, SourceStatus, fit_columns, fmt_age, set_border
@@ -41,9 +41,7 @@ from widgets.rigs import Column, RigsPane, RigTable
 
 def usd(v: float | None) -> str:
     """Whole dollars with a sign: ``+$1,234``, ``−$56``, ``—``."""
-    if v is None:
-        return "—"
-    return f"{'+' if v >= 0 else '−'}${abs(v):,.0f}"
+    return fmt_usd(v, signed=True)
 
 
 def fmt_hashrate(ths: float | None) -> str:
@@ -90,11 +88,11 @@ def _cost_cell(site: FleetSite, price: float | None) -> Text:
         return Text("—", justify="right")
     price = site.btc_price_usd or price
     if not price:
-        return Text(f"${cost:,.0f}", justify="right")
+        return Text(fmt_usd(cost), justify="right")
     pct = cost / price * 100
     over = pct >= 100
     # Above the price ("!" as well as red): every coin costs more to mine than it fetches.
-    return Text(f"${cost:,.0f} {pct:.0f}%{'!' if over else ''}",
+    return Text(f"{fmt_usd(cost)} {pct:.0f}%{'!' if over else ''}",
                 style="bold red" if over else "", justify="right")
 
 
