@@ -264,11 +264,11 @@ class AlertEngine:
         self.history.extend(events)
         return events
 
-    def kind_on(self, kind: str) -> bool:
-        """Whether the rules watch for this kind of alert now."""
+    def kinds_on(self) -> frozenset[str]:
+        """The kinds of alert the rules watch for now."""
         r = self.rules
         if not r.enabled:
-            return False
+            return frozenset()
         limits: dict[str, object] = {
             "offline": r.rig_offline_s, "stuck": r.rig_stuck_s,
             "board": True if r.rig_board_down else None,
@@ -276,22 +276,27 @@ class AlertEngine:
             "hashrate": r.rig_hashrate_below_nominal_pct, "drift": r.drift_beyond_pct,
             "retarget": r.retarget_within_h,
         }
-        return limits.get(kind) is not None
+        return frozenset(kind for kind, limit in limits.items() if limit is not None)
+
+    def kind_on(self, kind: str) -> bool:
+        """Whether the rules watch for this kind of alert now."""
+        return kind in self.kinds_on()
 
     def _retire_turned_off(self, events: list[AlertEvent], now: float) -> None:
         """Rules can change under a running engine (the daemon's reload): an alert whose rule
         is now off clears (it would never be checked again), and a condition that had
         started towards one is forgotten."""
+        on = self.kinds_on()
         for key, alert in list(self._active.items()):
-            if not self.kind_on(alert.kind):
+            if alert.kind not in on:
                 who = "network" if alert.subject == "network" else safe(alert.subject, 64)
                 self._clear(events, now, key, f"{who}: {alert.kind} alert turned off")
         for timers in (self._arming, self._clearing):
-            for key in [k for k in timers if not self.kind_on(k.rpartition(":")[2])]:
+            for key in [k for k in timers if k.rpartition(":")[2] not in on]:
                 del timers[key]
-        if not self.kind_on("offline"):
+        if "offline" not in on:
             self._down_since.clear()
-        if not self.kind_on("stuck"):
+        if "stuck" not in on:
             self._stuck_since.clear()
 
     # -- bookkeeping
