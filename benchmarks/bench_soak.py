@@ -81,7 +81,6 @@ import shlex
 import shutil
 import signal
 import socket
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -95,9 +94,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _p in (str(ROOT), str(HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from bench_daemon import db_pages  # noqa: E402  (the history file's pages in use)
 
 from tui.history import MAX_SAMPLES  # noqa: E402
 from tui.sim.rigs import (  # noqa: E402
@@ -269,18 +272,9 @@ def free_port() -> int:
 
 def db_used_mb(db: Path) -> float:
     """MiB of pages the history file uses (page_count - freelist, WAL included) as a
-    read-only reader sees them; NaN if it can't be read."""
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            page = con.execute("PRAGMA page_size").fetchone()[0]
-            count = con.execute("PRAGMA page_count").fetchone()[0]
-            free = con.execute("PRAGMA freelist_count").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return math.nan
-    return float((count - free) * page / 2**20)
+    read-only reader sees them (bench_daemon's ``db_pages``); NaN if it can't be read."""
+    pages = db_pages(db)
+    return math.nan if pages is None else pages["used"] / 2**20
 
 
 def healthz(url: str) -> dict[str, Any] | None:
