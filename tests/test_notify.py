@@ -20,11 +20,9 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp import web
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from tests.conftest import FakeClock
+from tests.servers import Mailbox, Port0Controller, smtp_server
 from tui.alerts import SEVERITY, Alert, AlertEvent
 from tui.notify import (
     Notifier,
@@ -192,45 +190,6 @@ async def staller() -> AsyncIterator[Staller]:
 # --------------------------------------------------------------------------- SMTP server
 
 
-@dataclass
-class Mailbox:
-    envelopes: list[tuple[str, list[str], bytes, bool]] = field(default_factory=list)
-    logins: list[tuple[str, bytes, bytes, bool]] = field(default_factory=list)
-    password: bytes = b"s3cret-pass-word"
-
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        assert envelope.mail_from is not None and envelope.content is not None
-        content = envelope.original_content or envelope.content
-        assert isinstance(content, bytes)
-        self.envelopes.append(
-            (envelope.mail_from, list(envelope.rcpt_tos), content, session.ssl is not None)
-        )
-        return "250 OK"
-
-    def authenticate(
-        self,
-        server: SMTPServer,
-        session: Session,
-        envelope: Envelope,
-        mechanism: str,
-        auth_data: Any,
-    ) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
-        self.logins.append(
-            (mechanism, auth_data.login, auth_data.password, session.ssl is not None)
-        )
-        return AuthResult(success=auth_data.password == self.password, handled=False)
-
-
-class _Port0Controller(Controller):
-    """aiosmtpd's Controller on an ephemeral port (it wants to know the port up front)."""
-
-    def _trigger_server(self) -> None:
-        if self.port == 0 and self.server is not None:
-            self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
-
-
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
@@ -244,23 +203,10 @@ def client_ssl(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def smtp(ca: trustme.CA) -> Iterator[tuple[_Port0Controller, Mailbox]]:
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    box = Mailbox()
-    ctl = _Port0Controller(
-        box,
-        hostname="127.0.0.1",
-        port=0,
-        tls_context=server_ctx,
-        require_starttls=True,
-        authenticator=box.authenticate,
-        auth_require_tls=True,
-        auth_required=True,
-    )
-    ctl.start()
-    yield ctl, box
-    ctl.stop()
+def smtp(ca: trustme.CA) -> Iterator[tuple[Port0Controller, Mailbox]]:
+    """STARTTLS then login (required, over TLS only): port 587's protocol."""
+    with smtp_server(ca) as server:
+        yield server
 
 
 def mail_config(port: int, **kw: Any) -> NotifyConfig:
@@ -729,7 +675,7 @@ async def test_cancelling_stop_still_cancels_the_senders(staller: Staller) -> No
 
 
 async def test_email_over_starttls_with_login(
-    smtp: tuple[_Port0Controller, Mailbox], client_ssl: ssl.SSLContext, hubs: Any, clock: FakeClock
+    smtp: tuple[Port0Controller, Mailbox], client_ssl: ssl.SSLContext, hubs: Any, clock: FakeClock
 ) -> None:
     ctl, box = smtp
     hub = await hubs(
@@ -759,7 +705,7 @@ async def test_email_over_starttls_with_login(
 
 
 async def test_email_wrong_password_is_not_retried_and_never_logged(
-    smtp: tuple[_Port0Controller, Mailbox],
+    smtp: tuple[Port0Controller, Mailbox],
     client_ssl: ssl.SSLContext,
     hubs: Any,
     caplog: pytest.LogCaptureFixture,
@@ -782,7 +728,7 @@ async def test_email_wrong_password_is_not_retried_and_never_logged(
 
 
 async def test_email_untrusted_certificate_is_a_config_error(
-    smtp: tuple[_Port0Controller, Mailbox], hubs: Any
+    smtp: tuple[Port0Controller, Mailbox], hubs: Any
 ) -> None:
     ctl, box = smtp
     hub = await hubs([mail_config(ctl.port)], environ={"SMTP_PW": "x"})  # system CAs only
@@ -805,24 +751,9 @@ async def test_email_connection_refused_is_retried_until_the_server_is_up(
     hub.submit([ev()])
     await until(lambda: hub.status()[0]["failures"] >= 2)
     assert "ConnectionRefusedError" in hub.status()[0]["last_error"]
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    box = Mailbox()
-    ctl = _Port0Controller(
-        box,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=server_ctx,
-        require_starttls=True,
-        authenticator=box.authenticate,
-        auth_require_tls=True,
-    )
-    ctl.start()
-    try:
+    with smtp_server(ca, port=port, auth_required=False) as (_ctl, box):
         await until(lambda: len(box.envelopes) == 1)
         await until(lambda: hub.healthy)
-    finally:
-        ctl.stop()
 
 
 # --------------------------------------------------------------------------- secrets
@@ -830,7 +761,7 @@ async def test_email_connection_refused_is_retried_until_the_server_is_up(
 
 async def test_secrets_never_reach_logs_or_status(
     sink: Sink,
-    smtp: tuple[_Port0Controller, Mailbox],
+    smtp: tuple[Port0Controller, Mailbox],
     client_ssl: ssl.SSLContext,
     hubs: Any,
     caplog: pytest.LogCaptureFixture,

@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp import web
-from aiosmtpd.smtp import SMTP as SMTPServer
 
-from tests.test_notify import (  # the servers and fixtures test_notify.py runs on loopback
-    Mailbox,
+from tests.servers import Mailbox, Port0Controller, smtp_server
+from tests.test_notify import (  # the fixtures and helpers test_notify.py runs on loopback
     Staller,
-    _Port0Controller,
     ca,
     client_ssl,
     ev,
@@ -33,7 +31,7 @@ from tui.notify import Notifier, NotifyConfig
 
 __all__ = ["ca", "client_ssl", "hubs", "staller"]  # fixtures re-used from test_notify.py
 pytestmark = pytest.mark.filterwarnings(
-    # the implicit-TLS server's login check (auth_require_tls=False): see smtps()
+    # the implicit-TLS server's login check (auth_require_tls=False): see smtp_server()
     "ignore:Requiring AUTH while not requiring TLS:UserWarning"
 )
 
@@ -126,43 +124,15 @@ def test_each_query_value_is_a_secret_but_tiny_ones_are_not() -> None:
 # --------------------------------------------------------------------------- implicit TLS
 
 
-class _ImplicitTLSServer(SMTPServer):
-    """aiosmtpd's server, with ``session.ssl`` also set for a connection that is TLS from
-    the start (aiosmtpd sets it after STARTTLS only), so :class:`Mailbox` records whether
-    the mail and the login really came over TLS."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.session.ssl = transport.get_extra_info("ssl_object")
-
-
-class _ImplicitTLSController(_Port0Controller):
-    def factory(self) -> SMTPServer:
-        return _ImplicitTLSServer(self.handler, **self.SMTP_kwargs)
-
-
 @pytest.fixture
-def smtps(ca: trustme.CA) -> Iterator[tuple[_Port0Controller, Mailbox]]:
+def smtps(ca: trustme.CA) -> Iterator[tuple[Port0Controller, Mailbox]]:
     """An SMTP server that speaks TLS from the first byte (like port 465), login required."""
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    box = Mailbox()
-    ctl = _ImplicitTLSController(
-        box,
-        hostname="127.0.0.1",
-        port=0,
-        ssl_context=server_ctx,  # implicit TLS: the listening socket itself is TLS
-        authenticator=box.authenticate,
-        auth_require_tls=False,  # aiosmtpd only counts STARTTLS as TLS; the socket is TLS
-        auth_required=True,
-    )
-    ctl.start()
-    yield ctl, box
-    ctl.stop()
+    with smtp_server(ca, implicit_tls=True) as server:
+        yield server
 
 
 async def test_email_over_implicit_tls_with_login(
-    smtps: tuple[_Port0Controller, Mailbox], client_ssl: ssl.SSLContext, hubs: Any
+    smtps: tuple[Port0Controller, Mailbox], client_ssl: ssl.SSLContext, hubs: Any
 ) -> None:
     ctl, box = smtps
     hub = await hubs(
@@ -181,7 +151,7 @@ async def test_email_over_implicit_tls_with_login(
 
 
 async def test_implicit_tls_with_an_untrusted_certificate_is_a_config_error(
-    smtps: tuple[_Port0Controller, Mailbox], hubs: Any
+    smtps: tuple[Port0Controller, Mailbox], hubs: Any
 ) -> None:
     ctl, box = smtps
     hub = await hubs([mail_config(ctl.port, tls="ssl")], environ={"SMTP_PW": "x"})

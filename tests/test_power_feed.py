@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
 import pytest
 
+from tests.servers import serve
 from tui.sim import SimChain, start_sim
 from tui.sim.http import HttpServer, Request, Response
 from tui.sim.power import POWER_PATH, SIM_POWER_TZ, PowerApi, price_usd_mwh
@@ -29,6 +30,8 @@ from tui.tariff import (
     tariff_now,
 )
 
+__all__ = ["serve"]  # the loopback HTTP fixture, from tests/servers.py
+
 T0 = 1_769_900_000.0  # 2026-01-31 22:53:20 UTC: Saturday 16:53 in Chicago
 
 
@@ -44,25 +47,6 @@ def feed(
     url: str, path: str = "data.0.price", unit: str = "usd_mwh", **kw: object
 ) -> PowerFeedConfig:
     return PowerFeedConfig(url, parse_path(path), unit, **kw)  # type: ignore[arg-type]
-
-
-Reply = Callable[[Request], Response]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Reply], asyncio.Future]]:
-    """``url = await serve(handler)``: a hand-made loopback server answering ``handler``."""
-    servers: list[HttpServer] = []
-
-    async def start(handler: Reply) -> str:
-        s = HttpServer(handler, name="hand-made")
-        await s.start()
-        servers.append(s)
-        return s.url
-
-    yield start  # type: ignore[misc]
-    for s in servers:
-        await s.stop()
 
 
 def price_doc(value: object) -> Response:

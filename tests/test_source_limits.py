@@ -7,15 +7,21 @@ simulator itself) for replies.  Nothing here leaves 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import json
+import struct
 import time
 import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.servers import serve
 from tui.sim import start_sim
 from tui.sim.http import HttpServer, Request, Response
 from tui.sources.base import (
@@ -32,28 +38,13 @@ from tui.sources.mempool import MempoolSource
 from tui.sources.power_feed import PowerFeedSource
 from tui.tariff import PowerFeedConfig, parse_path
 
-Reply = Callable[[Request], Response]
+__all__ = ["serve"]  # the loopback HTTP fixture, from tests/servers.py
+
 #: ``await writer_fn(writer, stop)``: what a raw server sends after reading a request.
 RawReply = Callable[[asyncio.StreamWriter, asyncio.Event], Awaitable[None]]
 
 
 # --------------------------------------------------------------------------- servers
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Reply], Awaitable[str]]]:
-    """``url = await serve(handler)``: an ``HttpServer`` on loopback answering ``handler``."""
-    servers: list[HttpServer] = []
-
-    async def start(handler: Reply) -> str:
-        s = HttpServer(handler, name="hand-made")
-        await s.start()
-        servers.append(s)
-        return s.url
-
-    yield start
-    for s in servers:
-        await s.stop()
 
 
 @pytest.fixture
@@ -233,6 +224,170 @@ async def test_the_sim_fits_in_a_sixteenth_of_the_cap(clock) -> None:
                 await src.aclose()
     finally:
         await sim.stop()
+
+
+# --------------------------------------------------------------------------- 1. compression
+
+#: What the gzip bomb inflates to: 1 GiB of zeros (about 1 MiB on the wire).
+BOMB_MIB = 1024
+
+
+@functools.cache
+def gzip_zeros(mib: int) -> bytes:
+    """``mib`` MiB of zeros, gzip-compressed, made by streaming zlib compression one MiB at
+    a time.  After a full flush the compressor starts afresh, so every MiB after the first
+    compresses to the same bytes: those are repeated, not recomputed (1 GiB in ~0.3 s)."""
+    zeros = bytes(1 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)  # raw deflate
+    first = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    again = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(mib):
+        crc = zlib.crc32(zeros, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # gzip, deflate, no name or time
+    trailer = struct.pack("<II", crc, (mib << 20) & 0xFFFFFFFF)
+    return header + first + again * (mib - 1) + deflate.flush() + trailer
+
+
+def test_gzip_zeros_is_a_real_gzip_stream() -> None:
+    assert gzip.decompress(gzip_zeros(5)) == bytes(5 << 20)
+    assert len(gzip_zeros(BOMB_MIB)) < 2 << 20  # the bomb: ~1,000 times smaller than 1 GiB
+
+
+def gzip_bomb(status: str) -> RawReply:
+    """A reply of ``status`` whose body is :func:`gzip_zeros` (1 GiB), all written at once
+    (the client gets whole 64 KiB reads) and with no Content-Length."""
+
+    async def reply(writer: asyncio.StreamWriter, stop: asyncio.Event) -> None:
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                     "Content-Encoding: gzip\r\nConnection: close\r\n\r\n".encode()
+                     + gzip_zeros(BOMB_MIB))
+        await writer.drain()
+
+    return reply
+
+
+async def peak_memory_of_failure(src: HttpSource) -> tuple[str, int]:
+    """``src.fetch()``'s one-line error and the peak memory allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        msg = await fail(src)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return msg, peak
+
+
+async def test_mempool_gzip_bomb_is_refused_within_the_cap(raw) -> None:
+    """1 GiB of zeros in 1 MiB of gzip: decompression stops at the 16 MiB cap (a 64 KiB
+    chunk of it, inflated at once, would be 64 MiB)."""
+    url = await raw(gzip_bomb("200 OK"))
+    gzip_zeros(BOMB_MIB)  # made before measuring
+    msg, peak = await peak_memory_of_failure(MempoolSource(url))
+    assert msg == f"mempool {url}: reply too large: over 16 MiB on /api/blocks/tip/height"
+    assert peak < MAX_REPLY_BYTES + (12 << 20), f"peak {peak:,} bytes"  # was ~140 MiB
+
+
+async def test_mempool_gzip_bomb_in_an_error_reply_is_cut(raw) -> None:
+    """An error body is cut at 64 KiB after decompression, so a bomb costs little."""
+    url = await raw(gzip_bomb("503 Service Unavailable"))
+    gzip_zeros(BOMB_MIB)
+    msg, peak = await peak_memory_of_failure(MempoolSource(url))
+    assert msg.startswith(f"mempool {url}: HTTP 503 on /api/blocks/tip/height")
+    assert peak < 8 << 20, f"peak {peak:,} bytes"
+
+
+async def test_power_feed_gzip_bomb_is_refused_within_its_cap(raw) -> None:
+    url = await raw(gzip_bomb("200 OK"))
+    gzip_zeros(BOMB_MIB)
+    msg, peak = await peak_memory_of_failure(PowerFeedSource(feed(f"{url}/p")))
+    assert msg == f"power feed {url}/p: reply too large: more than 1,048,576 bytes on /p"
+    assert peak < 8 << 20, f"peak {peak:,} bytes"
+
+
+def raw_deflate(body: bytes) -> bytes:
+    """Deflate without the zlib wrapper (what some servers send as "deflate")."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return c.compress(body) + c.flush()
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", raw_deflate),
+        ("deflate, gzip", lambda body: gzip.compress(zlib.compress(body))),  # applied in order
+        ("GZIP", gzip.compress),
+        ("identity", lambda body: body),
+    ],
+    ids=["gzip", "deflate-zlib", "deflate-raw", "deflate-then-gzip", "upper-case", "identity"],
+)
+async def test_compressed_replies_are_decoded(
+    clock, coding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    """A whole mempool poll of the simulator through a proxy that compresses every reply
+    (the 3-month fee buckets, ~80 kB, take two decompression steps), and a power feed
+    reply that inflates to just under its 1 MiB cap (16 steps).  The requests ask only for
+    what the sources decode, even from a client told to ask for more."""
+    sim = await start_sim(seed=11, clock=clock)
+    api = sim.mempool_server.handler
+    seen: list[str] = []
+
+    def compressing(r: Request) -> Response:
+        seen.append(r.headers.get("accept-encoding", ""))
+        if r.path == "/p":
+            doc = {"data": [{"price": 42.1, "pad": "x" * 1_000_000}]}
+            resp = Response.json(doc)
+        else:
+            resp = api(r)  # type: ignore[assignment]
+        return Response(resp.status, encode(resp.body), resp.content_type,
+                        {**resp.headers, "Content-Encoding": coding})
+
+    proxy = HttpServer(compressing, name="compressing proxy")
+    await proxy.start()
+    try:
+        async with httpx.AsyncClient(headers={"Accept-Encoding": "gzip, deflate, br, zstd"}) \
+                as client:
+            src = MempoolSource(proxy.url, clock=clock, client=client)
+            snap = await src.fetch()
+            assert snap.tip_height == sim.chain.tip_height
+            assert src.optional_errors == {}
+            power = await PowerFeedSource(feed(f"{proxy.url}/p"), client=client).fetch()
+            assert power.usd_kwh == pytest.approx(0.0421)
+    finally:
+        await proxy.stop()
+        await sim.stop()
+    assert len(seen) > 3 and set(seen) == {"gzip, deflate"}
+
+
+async def test_a_corrupt_gzip_reply_is_a_decoding_error(serve) -> None:
+    url = await serve(lambda r: Response(200, b"840000", "text/plain",
+                                         {"Content-Encoding": "gzip"}))
+    msg = await fail(MempoolSource(url))
+    assert msg == (f"mempool {url}: request failed: DecodingError (Error -3 while "
+                   "decompressing data: incorrect header check)")
+
+
+def gzipped(body: bytes, times: int) -> Response:
+    for _ in range(times):
+        body = gzip.compress(body)
+    return Response(200, body, "text/plain", {"Content-Encoding": ", ".join(["gzip"] * times)})
+
+
+async def test_at_most_four_stacked_codings(serve) -> None:
+    """Each stacked coding costs a decompressor: four are undone, five refused."""
+    doc = b'{"data": [{"price": 42.1}]}'
+    url = await serve(lambda r: gzipped(doc, 4))
+    src = PowerFeedSource(feed(f"{url}/p"))
+    try:
+        assert (await src.fetch()).usd_kwh == pytest.approx(0.0421)
+    finally:
+        await src.aclose()
+    url = await serve(lambda r: gzipped(doc, 5))
+    msg = await fail(PowerFeedSource(feed(f"{url}/p")))
+    assert msg == (f"power feed {url}/p: request failed: DecodingError (more than 4 content "
+                   "codings)")
 
 
 # --------------------------------------------------------------------------- 1. deadlines
@@ -424,6 +579,34 @@ async def test_power_feed_secret_in_a_malformed_reply_is_scrubbed(serve) -> None
     assert msg == f'power feed {base}/p?…: data.0.price is "***", expected a number'
 
 
+@pytest.mark.parametrize("kept", [1, 3, 4, 12, 18])
+async def test_power_feed_error_body_cut_inside_the_key_shows_none_of_it(
+    serve, kept: int
+) -> None:
+    """The feed keeps 4,096 bytes of an error body.  A server that pads its echo so that
+    the cut falls inside the key (``kept`` of its 19 characters before the cut) must not
+    get the key's first characters shown: the scrubber only knows whole keys."""
+    key = "SUPERSECRETQUERY123"
+    body = "refused " + " " * (4096 - len("refused ") - kept) + key + " on /p"
+    base = await serve(lambda r: Response.text(body, 401))
+    msg = await fail(PowerFeedSource(feed(f"{base}/p?apikey={key}")))
+    assert msg == f"power feed {base}/p?…: HTTP 401 on /p: refused"
+
+
+@pytest.mark.parametrize("kept", [1, 5, 14])
+async def test_mempool_error_body_cut_inside_the_password_shows_none_of_it(
+    serve, kept: int
+) -> None:
+    """The same at the 64 KiB cut of every other source's error body (and after gzip)."""
+    password = "s3cr3tpass-0123"
+    text = "denied " + " " * ((64 << 10) - len("denied ") - kept) + password + " (user me)"
+    base = await serve(lambda r: Response(500, gzip.compress(text.encode()), "text/plain",
+                                          {"Content-Encoding": "gzip"}))
+    host = base.removeprefix("http://")
+    msg = await fail(MempoolSource(f"http://me:{password}@{host}"))
+    assert msg == f"mempool {base}: HTTP 500 on /api/blocks/tip/height: denied"
+
+
 async def test_mempool_url_password_echoed_is_scrubbed(serve) -> None:
     base = await serve(lambda r: Response.text("user me with password s3cr3tpass denied", 500))
     host = base.removeprefix("http://")
@@ -505,9 +688,111 @@ async def test_prometheus_token_echoed_by_a_proxy_is_scrubbed(serve) -> None:  #
     assert token not in msg and "Bearer ***" in msg and "HTTP 502" in msg, msg
 
 
+def test_drop_split_secret() -> None:
+    from tui.sources.base import drop_split_secret
+
+    assert drop_split_secret(b"key SEC", {"SECRET"}) == b"key "
+    assert drop_split_secret(b"key S", {"SECRET", "other"}) == b"key "
+    assert drop_split_secret(b"key SECRET", {"SECRET"}) == b"key SECRET"  # whole: scrubbed
+    assert drop_split_secret(b"abABAB", {"ABABC"}) == b"ab"  # the longest start that fits
+    assert drop_split_secret(b"ab AB", {"ABC"}) == b"ab AB"  # too short to be a secret
+    assert drop_split_secret("id café-".encode(), {"café-key"}) == b"id "
+    assert drop_split_secret(b"id caf\xc3", {"café-key"}) == b"id "  # cut inside a character
+    assert drop_split_secret(b"", {"SECRET"}) == b""
+
+
 def test_a_token_given_as_the_url_user_is_a_secret() -> None:
     from tui.sources.base import basic_token, url_secrets
 
     found = url_secrets("https://tok3n-abcdef@prom.example:9090/")
     assert {"tok3n-abcdef", basic_token("tok3n-abcdef", "")} <= found
     assert url_secrets("https://ab@h/") == set()  # too short to scrub safely
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+
+async def test_prometheus_huge_reply_is_cut_at_its_cap(raw) -> None:
+    """The fleet view's Prometheus queries are capped too (MAX_QUERY_BYTES; 1 MiB here):
+    a huge or never-ending reply is a one-line error, not all of it in memory."""
+    from tui.sources.prometheus import MAX_QUERY_BYTES, PrometheusSource
+
+    assert MAX_QUERY_BYTES == 128 << 20
+    sent = [0]
+    url = await raw(streaming(sent, declare=False))
+    src = PrometheusSource(url)
+    src.max_bytes = 1 << 20
+    msg = await fail(src)
+    assert msg.startswith(f"prometheus {url}: reply too large: "
+                          "over 1 MiB on /api/v1/query"), msg
+    assert sent[0] < 64 << 20
+
+
+async def test_prometheus_trickle_ends_at_the_deadline(raw) -> None:
+    from tui.sources.prometheus import PrometheusSource
+
+    url = await raw(trickling(5.0))
+    src = PrometheusSource(url)
+    src.deadline_s = 1.0
+    msg = await fail(src, within_s=8.0)
+    assert "timed out: no complete reply on /api/v1/query" in msg, msg
+
+
+# --------------------------------------------------------------------------- Bitaxe (AxeOS)
+
+
+def _port(url: str) -> int:
+    return int(url.rpartition(":")[2])
+
+
+async def test_bitaxe_gzip_bomb_is_refused_within_its_cap(raw) -> None:
+    """A rig's AxeOS reply is capped at 256 KiB after decompression, in bounded steps: a
+    gzip bomb is "body too large" without inflating it (httpx would inflate each 64 KiB
+    read whole: 64 MiB)."""
+    from tui.sources.bitaxe import read_bitaxe
+    from tui.sources.cgminer import RigError
+
+    url = await raw(gzip_bomb("200 OK"))
+    gzip_zeros(BOMB_MIB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RigError, match=r"^bad reply: body too large$"):
+            await read_bitaxe("127.0.0.1", _port(url), timeout=10.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"peak {peak:,} bytes"
+
+
+async def test_bitaxe_huge_plain_reply_stops_at_the_cap(raw) -> None:
+    from tui.sources.bitaxe import read_bitaxe
+    from tui.sources.cgminer import RigError
+
+    sent = [0]
+    url = await raw(streaming(sent, declare=False))
+    with pytest.raises(RigError, match=r"^bad reply: body too large$"):
+        await read_bitaxe("127.0.0.1", _port(url), timeout=10.0)
+    assert sent[0] < 64 << 20
+
+
+async def test_bitaxe_corrupt_gzip_is_a_bad_reply(serve) -> None:
+    from tui.sources.bitaxe import read_bitaxe
+    from tui.sources.cgminer import RigError
+
+    url = await serve(lambda req: Response(200, b"\x1f\x8b\x08\x00 not gzip at all",
+                                           headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(RigError, match=r"^bad reply: cannot decode") as ei:
+        await read_bitaxe("127.0.0.1", _port(url), timeout=5.0)
+    assert ei.value.kind == "reply"
+
+
+async def test_bitaxe_gzip_reply_is_read(serve) -> None:
+    from tui.sources.bitaxe import read_bitaxe
+
+    info = {"hashRate": 1200.5, "power": 17.2, "ASICModel": "BM1370", "temp": 55}
+    body = gzip.compress(json.dumps(info).encode())
+    url = await serve(lambda req: Response(200, body, "application/json",
+                                           headers={"Content-Encoding": "gzip"}))
+    r = await read_bitaxe("127.0.0.1", _port(url), timeout=5.0)
+    assert r.hashrate_ths == pytest.approx(1.2005)
+    assert r.power_w == pytest.approx(17.2)

@@ -17,7 +17,8 @@ import contextlib
 import email.utils
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import zlib
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -34,8 +35,18 @@ MAX_RETRY_AFTER = 3600.0
 #: The chain clients' largest legitimate replies are a few hundred kB (a batch of ~260
 #: block headers, three months of fee buckets): 16 MiB leaves ample headroom.
 MAX_REPLY_BYTES = 16 << 20
-#: Bytes of an error reply (non-2xx) kept for the message; the rest is not read.
+#: Bytes of an error reply (non-2xx) kept for the message (after decompression); the rest
+#: is not read.
 ERROR_REPLY_BYTES = 64 << 10
+#: The content codings a request asks for: those :class:`BodyDecoder` undoes, a bounded
+#: step at a time.  (httpx asks for br and zstd too when their packages are installed, and
+#: inflates a whole network read at once: 64 KiB of gzip can be 64 MiB.)
+ACCEPT_ENCODING = "gzip, deflate"
+#: Most bytes one decompression step yields: a body read up to a cap never holds more than
+#: the cap plus this (an unencoded body: plus one network read, 64 KiB).
+DECODE_STEP = 64 << 10
+#: Most gzip/deflate codings stacked on one reply ("gzip, gzip, …"; each needs a decompressor).
+MAX_CODINGS = 4
 #: One request (connect, headers, whole body) must finish within this: a server that
 #: trickles a byte every few seconds never trips the read timeout, but trips this.
 REQUEST_DEADLINE_S = 30.0
@@ -137,6 +148,25 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def drop_split_secret(data: bytes, secrets: Iterable[str]) -> bytes:
+    """``data``, a body cut short, without its last bytes if they are the start of a secret.
+
+    :func:`scrub` only recognises whole secrets, and the cut may have split one (a server
+    can pad its reply to put the cut anywhere): every secret the cut split ends ``data``
+    with a proper prefix of it (UTF-8), so dropping the longest such ending drops them all.
+    """
+    drop = 0
+    for secret in secrets:
+        if len(secret) < MIN_SECRET_LEN:
+            continue  # never scrubbed, so never hidden
+        raw = secret.encode("utf-8", errors="replace")
+        for k in range(min(len(raw) - 1, len(data)), drop, -1):
+            if data.endswith(raw[:k]):
+                drop = k
+                break
+    return data[: len(data) - drop]
 
 
 def _fmt_seconds(value: float | None) -> str:
@@ -309,6 +339,118 @@ def reply_shape(prefix: str, what: str) -> Iterator[None]:
         raise SourceError(f"{prefix}: unexpected reply on {what}: {detail}") from None
 
 
+# --------------------------------------------------------------------------- reply bodies
+
+
+class _Inflater:
+    """One gzip or deflate coding undone, at most :data:`DECODE_STEP` bytes at a time."""
+
+    def __init__(self, coding: str) -> None:
+        gzip = coding == "gzip"
+        self._z = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+        #: deflate: a zlib-wrapped stream is tried first; one that fails at once is raw
+        #: deflate (some servers send that), as httpx does
+        self._may_be_raw = not gzip
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """What ``data`` inflates to, in pieces of at most :data:`DECODE_STEP` bytes (the
+        input not inflated yet waits in the decompressor until the next piece is asked for).
+        Bytes after the end of the stream are ignored, as httpx does."""
+        while not self._z.eof:
+            try:
+                out = self._z.decompress(data, DECODE_STEP)
+            except zlib.error as e:
+                if self._may_be_raw:
+                    self._may_be_raw = False
+                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise httpx.DecodingError(str(e)) from None
+            self._may_be_raw = False
+            data = self._z.unconsumed_tail
+            if out:
+                yield out
+            if not data and len(out) < DECODE_STEP:  # a full piece: there may be more
+                return
+
+    def finish(self) -> Iterator[bytes]:
+        """The end of the output, once all the input is in (a truncated stream is not an
+        error, as with httpx)."""
+        yield from self.decode(b"")
+        try:
+            rest = self._z.flush()  # nothing left to inflate: at most a few bytes
+        except zlib.error as e:  # pragma: no cover - zlib does not raise here
+            raise httpx.DecodingError(str(e)) from None
+        if rest:
+            yield rest
+
+
+class BodyDecoder:
+    """Undoes a reply's Content-Encoding in bounded steps, unlike httpx's ``aiter_bytes()``
+    (which inflates each network read whole): every piece it yields is at most
+    :data:`DECODE_STEP` bytes, or one network read when nothing is to be inflated.
+
+    gzip and deflate (zlib-wrapped or raw) are undone, several stacked ones last-applied
+    first; identity and codings it does not know pass through unchanged, as httpx does with
+    those it has no decoder for (a request asks only for :data:`ACCEPT_ENCODING`).
+    """
+
+    def __init__(self, content_encoding: Iterable[str]) -> None:
+        codings = [c.strip().lower() for c in content_encoding]
+        self._stages = [_Inflater(c) for c in reversed(codings) if c in ("gzip", "deflate")]
+        if len(self._stages) > MAX_CODINGS:
+            raise httpx.DecodingError(f"more than {MAX_CODINGS} content codings")
+
+    @classmethod
+    def of(cls, resp: httpx.Response) -> BodyDecoder:
+        return cls(resp.headers.get_list("Content-Encoding", split_commas=True))
+
+    def decode(self, raw: bytes) -> Iterator[bytes]:
+        """The decoded bytes of ``raw``, the next bytes of the body as sent."""
+        return self._through(0, raw)
+
+    def finish(self) -> Iterator[bytes]:
+        """The last decoded bytes, once the whole body was given to :meth:`decode`."""
+        for k, stage in enumerate(self._stages):
+            for piece in stage.finish():
+                yield from self._through(k + 1, piece)
+
+    def _through(self, k: int, data: bytes) -> Iterator[bytes]:
+        """``data`` through stages ``k``… (one piece of each stage in memory at a time)."""
+        if k == len(self._stages):
+            if data:
+                yield data
+            return
+        for piece in self._stages[k].decode(data):
+            yield from self._through(k + 1, piece)
+
+
+async def decoded_body(resp: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """``resp``'s body (streamed, not yet read) decoded, in pieces of at most
+    :data:`DECODE_STEP` bytes (see :class:`BodyDecoder`).
+
+    A reply a transport gave already read (``httpx.MockTransport`` does) is in memory and
+    decoded by httpx: it is only cut into pieces."""
+    if resp.is_stream_consumed:
+        content = resp.content  # httpx.ResponseNotRead (a StreamError) if it was not kept
+        for start in range(0, len(content), DECODE_STEP):
+            yield content[start : start + DECODE_STEP]
+        return
+    decoder = BodyDecoder.of(resp)
+    async for raw in resp.aiter_raw():
+        for piece in decoder.decode(raw):
+            yield piece
+    for piece in decoder.finish():
+        yield piece
+
+
+def plain_response(resp: httpx.Response, body: bytes) -> httpx.Response:
+    """A reply read: ``resp``'s status and headers (less those about the transfer) with
+    ``body``, already decoded."""
+    keep = {k: v for k, v in resp.headers.items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")}
+    return httpx.Response(resp.status_code, headers=keep, content=body, request=resp.request)
+
+
 # --------------------------------------------------------------------------- shape checks
 
 
@@ -409,9 +551,11 @@ class HttpSource:
     """One httpx client, a label and an error prefix; GET with every failure mapped.
 
     Every request made through :meth:`_request` (so :meth:`_get`) reads at most
-    ``max_bytes`` of reply (after decompression) and must finish within ``deadline_s``;
-    every message made by :meth:`error` or :meth:`scrub` has the URL's secrets (password,
-    query string and query values) replaced by ``***``.
+    ``max_bytes`` of reply (after decompression, which never runs more than
+    :data:`DECODE_STEP` bytes past it) and must finish within ``deadline_s``; every message
+    made by :meth:`error` or :meth:`scrub` has the URL's secrets (password, query string and
+    query values) replaced by ``***``, and an error body cut short does not end in part of
+    one.
     """
 
     def __init__(
@@ -461,6 +605,30 @@ class HttpSource:
     def error(self, text: str) -> SourceError:
         return SourceError(self.scrub(f"{self.prefix}: {text}"))
 
+    def _stream(
+        self, method: str, url: str, **kw: Any
+    ) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+        """``self._client.stream(…)``, asking only for the codings :class:`BodyDecoder`
+        undoes (whatever the client's own headers say)."""
+        headers = httpx.Headers(kw.pop("headers", None))
+        headers["Accept-Encoding"] = ACCEPT_ENCODING
+        return self._client.stream(method, url, headers=headers, **kw)
+
+    async def _read_body(self, resp: httpx.Response, limit: int, *, cut: bool) -> bytes | None:
+        """``resp``'s body decoded, or None if it is longer than ``limit`` bytes; with
+        ``cut``, its first ``limit`` bytes instead, which do not end in part of a secret
+        (see :func:`drop_split_secret`).  Reading stops at the limit either way."""
+        buf = bytearray()
+        async with contextlib.aclosing(decoded_body(resp)) as pieces:
+            async for piece in pieces:
+                if len(buf) + len(piece) > limit:
+                    if not cut:
+                        return None
+                    buf += piece[: limit - len(buf)]
+                    return drop_split_secret(bytes(buf), self._secrets)
+                buf += piece
+        return bytes(buf)
+
     def _reply_too_large(self, what: str, declared: int | None) -> SourceError:
         size = f" ({declared:,} bytes)" if declared is not None else ""
         return self.error(f"reply too large{size}: over {fmt_bytes(self.max_bytes)} on {what}")
@@ -479,6 +647,7 @@ class HttpSource:
         A success body over ``max_bytes`` (declared or counted after decompression) fails
         with "reply too large"; an error body is cut at :data:`ERROR_REPLY_BYTES`.  The
         whole exchange must finish within ``deadline_s`` (default: ``self.deadline_s``).
+        The request asks for :data:`ACCEPT_ENCODING` only.
         """
         deadline = self.deadline_s if deadline_s is None else deadline_s
         kw.setdefault("timeout", self._timeout)
@@ -494,26 +663,17 @@ class HttpSource:
         self, method: str, url: str, what: str, kw: dict[str, Any]
     ) -> httpx.Response:
         try:
-            async with self._client.stream(method, url, **kw) as resp:
+            async with self._stream(method, url, **kw) as resp:
                 ok = resp.is_success
                 limit = self.max_bytes if ok else min(self.max_bytes, ERROR_REPLY_BYTES)
                 declared = resp.headers.get("Content-Length", "").strip()
                 if ok and declared.isascii() and declared.isdigit() and len(declared) < 30 \
                         and int(declared) > limit:
                     raise self._reply_too_large(what, int(declared))
-                buf = bytearray()
-                async for chunk in resp.aiter_bytes():
-                    if len(buf) + len(chunk) > limit:
-                        if ok:
-                            raise self._reply_too_large(what, None)
-                        buf += chunk[: limit - len(buf)]
-                        break
-                    buf += chunk
-                keep = {k: v for k, v in resp.headers.items()
-                        if k.lower() not in ("content-encoding", "content-length",
-                                             "transfer-encoding")}
-                return httpx.Response(resp.status_code, headers=keep, content=bytes(buf),
-                                      request=resp.request)
+                body = await self._read_body(resp, limit, cut=not ok)  # an error: cut
+                if body is None:
+                    raise self._reply_too_large(what, None)
+                return plain_response(resp, body)
         except SourceError:
             raise
         except TRANSPORT_ERRORS as e:

@@ -13,6 +13,7 @@ No Textual here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 
 from tui.model import RigReading
-from tui.sources.base import USER_AGENT, one_line
+from tui.sources.base import ACCEPT_ENCODING, USER_AGENT, decoded_body, one_line
 from tui.sources.cgminer import RigError, describe_os_error, timeout_error, within_deadline
 
 __all__ = ["ASIC_FAMILIES", "DEFAULT_PORT", "PATH", "make_client", "parse_info", "read_bitaxe"]
@@ -146,6 +147,8 @@ def _transport_error(exc: Exception, timeout: float) -> RigError:
     text = one_line(str(exc), 100)
     if "refused" in text.lower():
         return RigError("connection refused", kind="refused")
+    if isinstance(exc, httpx.DecodingError):
+        return RigError(f"bad reply: cannot decode ({text or 'corrupt body'})", kind="reply")
     if isinstance(exc, httpx.RemoteProtocolError):
         return RigError(f"bad reply: {text or 'HTTP protocol error'}", kind="reply")
     return RigError(f"cannot connect ({text or type(exc).__name__})", kind="network")
@@ -170,16 +173,26 @@ async def read_bitaxe(
     hostpart = f"[{host}]" if ":" in host else host
     url = f"http://{hostpart}:{port}{PATH}"
 
+    async def read_body() -> bytes:
+        # streamed and decompressed in bounded steps: never more than the cap (plus one
+        # step) in memory, whatever the rig sends or however well it compresses
+        async with http.stream("GET", url, timeout=httpx.Timeout(timeout),
+                               headers={"Accept-Encoding": ACCEPT_ENCODING}) as resp:
+            if resp.status_code != 200:
+                raise RigError(f"bad reply: HTTP {resp.status_code}", kind="reply")
+            body = bytearray()
+            async with contextlib.aclosing(decoded_body(resp)) as pieces:
+                async for piece in pieces:
+                    body += piece
+                    if len(body) > _MAX_BODY:
+                        raise RigError("bad reply: body too large", kind="reply")
+            return bytes(body)
+
     async def get() -> RigReading:
         try:
-            resp = await http.get(url, timeout=httpx.Timeout(timeout))
+            body = await read_body()
         except (httpx.HTTPError, OSError) as e:
             raise _transport_error(e, timeout) from None
-        if resp.status_code != 200:
-            raise RigError(f"bad reply: HTTP {resp.status_code}", kind="reply")
-        body = resp.content
-        if len(body) > _MAX_BODY:
-            raise RigError("bad reply: body too large", kind="reply")
         try:
             info = json.loads(body.decode("utf-8", errors="replace"), strict=False)
         except (json.JSONDecodeError, RecursionError):

@@ -20,10 +20,11 @@ it wins over the tariff (:func:`tui.tariff.tariff_now`).
 
 Safety: every request has a timeout and the whole fetch a deadline; redirects are followed
 only within the same scheme, host and port (at most 3); the reply body is capped
-(:data:`MAX_BODY_BYTES`, counted after decompression).  Messages never show the URL's query
-string or credentials (an API key often lives there), not even echoed back in an error body:
-the password, the query string, every query value and the ``token_env`` token (those of 4
-characters or more) are replaced by ``***``.  No Textual here.
+(:data:`MAX_BODY_BYTES`, counted after decompression, which stops there).  Messages never
+show the URL's query string or credentials (an API key often lives there), not even echoed
+back in an error body: the password, the query string, every query value and the
+``token_env`` token (those of 4 characters or more) are replaced by ``***``, and an error
+body cut at 4 KiB never ends in the first characters of one.  No Textual here.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from tui.sources.base import (
     describe_transport_error,
     host_label,
     only_source_errors,
+    plain_response,
     status_error,
 )
 from tui.tariff import MAX_USD_KWH, PowerFeedConfig, PowerPriceSnapshot
@@ -64,7 +66,7 @@ __all__ = [
 
 #: Largest reply read (a price, or a day of them, is a few kB).
 MAX_BODY_BYTES = 1 << 20
-#: Bytes of an error reply kept (for the message).
+#: Bytes of an error reply kept (for the message; after decompression).
 _ERROR_BODY_BYTES = 4096
 MAX_REDIRECTS = 3
 #: The whole fetch (connect, redirects, body) must finish within this.
@@ -254,29 +256,21 @@ class PowerFeedSource(HttpSource):
 
     async def _get_once(self, url: str, headers: dict[str, str]) -> httpx.Response:
         try:
-            async with self._client.stream(
+            async with self._stream(
                 "GET", url, headers=headers, timeout=self._timeout, follow_redirects=False
             ) as resp:
                 ok = resp.is_success
                 limit = self.max_bytes if ok else _ERROR_BODY_BYTES
-                declared = resp.headers.get("Content-Length", "")
-                if ok and declared.isdigit() and int(declared) > limit:
+                declared = resp.headers.get("Content-Length", "").strip()
+                if ok and declared.isascii() and declared.isdigit() and len(declared) < 30 \
+                        and int(declared) > limit:
                     raise self.error(self._too_large(int(declared)))
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        if ok:
-                            raise self.error(self._too_large(None))
-                        chunks.append(chunk[: len(chunk) - (size - limit)])
-                        break
-                    chunks.append(chunk)
-                keep = {k: v for k, v in resp.headers.items()
-                        if k.lower() not in ("content-encoding", "content-length",
-                                             "transfer-encoding")}
-                return httpx.Response(resp.status_code, headers=keep,
-                                      content=b"".join(chunks), request=resp.request)
+                # decoded in bounded steps; an error body cut short ends before any secret
+                # the cut split (the message is scrubbed later, and only of whole secrets)
+                body = await self._read_body(resp, limit, cut=not ok)
+                if body is None:
+                    raise self.error(self._too_large(None))
+                return plain_response(resp, body)
         except SourceError:
             raise
         except TRANSPORT_ERRORS as e:
